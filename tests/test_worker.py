@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import threadkit
+
+from .conftest import WAIT
+
+
+def test_requests_run_in_the_owner_thread_with_a_same_thread_sqlite_connection(
+    tmp_path: Path,
+) -> None:
+    db = threadkit.ResourceWorker(
+        lambda: sqlite3.connect(tmp_path / "app.db"), close=lambda c: c.close(), name="db"
+    )
+    with db:
+        db.call(lambda c: c.execute("CREATE TABLE t (x INTEGER)"))
+        futures = [
+            db.submit(lambda c, i: c.execute("INSERT INTO t VALUES (?)", (i,)), i)
+            for i in range(50)
+        ]
+        for f in futures:
+            f.result(WAIT)
+        owner = db.call(lambda c: threading.current_thread())
+        assert owner is db.thread
+        assert owner is not threading.current_thread()
+        assert db.call(lambda c: [r[0] for r in c.execute("SELECT x FROM t")]) == list(range(50))

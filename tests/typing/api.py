@@ -1,0 +1,30 @@
+"""The typed API, as a user sees it: mypy --strict checks this file.
+
+Lines marked ``type: ignore[...]`` must stay errors: with warn_unused_ignores
+(part of --strict), mypy fails if one of them starts to type-check.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import Future
+
+import threadkit
+
+
+def insert(conn: sqlite3.Connection, name: str, *, commit: bool = True) -> int:
+    return 1
+
+
+def typed_usage() -> None:
+    db: threadkit.ResourceWorker[sqlite3.Connection] = threadkit.ResourceWorker(
+        lambda: sqlite3.connect(":memory:"), close=lambda c: c.close()
+    )
+    with db:
+        fut: Future[int] = db.submit(insert, "alice", commit=False)
+        n: int = db.call(insert, "bob")
+        db.post(insert, "carol")
+        db.submit(insert, 3)  # type: ignore[arg-type]
+        db.call(insert, "x", commit="yes")  # type: ignore[arg-type]
+        s: str = db.call(insert, "dave")  # type: ignore[assignment]
+        del fut, n, s

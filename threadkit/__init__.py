@@ -1,0 +1,29 @@
+"""threadkit: thread-coordination helpers built on the standard library.
+
+Everything public is importable from here; the submodules are private.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from threadkit._errors import DeadlockError, MailboxFull, WorkerClosed
+from threadkit._worker import ResourceWorker
+
+__all__ = [
+    "DeadlockError",
+    "MailboxFull",
+    "ResourceWorker",
+    "WorkerClosed",
+]
+
+try:
+    __version__ = version("threadkit")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# Tracebacks, reprs and the Sphinx reference show the public name
+# (threadkit.ResourceWorker), never the private module it lives in.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

@@ -54,15 +54,15 @@ intersphinx_mapping = {"python": ("https://docs.python.org/3", _inventory)}
 nitpick_ignore_regex = [
     (r"py:.*", r"(threadkit\._.*|~?R|~?T|~?P|typing\.~P|P\.args|P\.kwargs|ErrorHook)"),
 ]
-# Objects whose defining module is private in the stdlib: point at the public name.
-autodoc_type_aliases: dict[str, str] = {}
 
 
+# Annotations name some stdlib classes by their private defining module
+# (concurrent.futures._base.Future); point those at the documented public name
+# before intersphinx resolves them.
 def _public_stdlib_names(app, env, node, contnode):  # type: ignore[no-untyped-def]
     target = node.get("reftarget", "")
     if target.startswith("concurrent.futures._base."):
         node["reftarget"] = "concurrent.futures." + target.rsplit(".", 1)[1]
-    return None
 
 
 def setup(app):  # type: ignore[no-untyped-def]

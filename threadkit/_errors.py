@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 
-__all__ = ["DeadlockError", "MailboxFull", "WorkerClosed"]
+__all__ = ["BatchError", "DeadlockError", "MailboxFull", "WorkerClosed"]
 
 
 class WorkerClosed(RuntimeError):
@@ -42,6 +42,20 @@ class MailboxFull(queue.Full):
     :meth:`~threadkit.ResourceWorker.call` and :meth:`~threadkit.ResourceWorker.post`
     of a worker created with ``maxsize > 0`` and ``put_timeout`` set.  The
     request was not accepted: it never runs.
+
+    .. versionadded:: 0.1
+    """
+
+
+class BatchError(RuntimeError):
+    """A request ran, but the batch around it failed.
+
+    With group commit (``begin_batch`` / ``end_batch`` on a
+    :class:`~threadkit.ResourceWorker`), a request's result counts only once
+    its batch has ended.  If ``begin_batch`` or ``end_batch`` raises, every
+    request of that batch that did not fail on its own fails with a new
+    ``BatchError``, whose ``__cause__`` is the hook's exception (one instance
+    per request, so that each waiting thread raises its own).
 
     .. versionadded:: 0.1
     """

@@ -37,18 +37,19 @@ workers are drained before non-daemon threads are joined, as
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import itertools
 import logging
 import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError, Future, InvalidStateError
+from types import MappingProxyType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from threadkit._errors import DeadlockError, MailboxFull, WorkerClosed
+from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
 
 __all__ = ["ResourceWorker"]
@@ -119,20 +120,33 @@ class _BoundedMailbox(queue.Queue[Any]):
 
 
 class _Core(Generic[R]):
-    """Everything the owner thread needs; the thread never references the face."""
+    """Everything the owner thread needs; the thread never references the face.
+
+    A face (:class:`ResourceWorker`, :class:`~threadkit.SerialExecutor`) fills
+    in the hooks; :func:`_run` is the one loop that serves them all.
+    """
 
     def __init__(
         self,
         name: str,
         open_: Callable[[], R],
-        close: Callable[[R], object] | None,
-        error_hook: ErrorHook | None,
-        maxsize: int,
+        *,
+        close: Callable[[R], object] | None = None,
+        error_hook: ErrorHook | None = None,
+        maxsize: int = 0,
+        pass_resource: bool = True,
+        begin_batch: Callable[[R], object] | None = None,
+        end_batch: Callable[[R], object] | None = None,
+        max_batch: int = 1,
     ) -> None:
         self.name = name
         self.open = open_
         self.close = close
         self.error_hook = error_hook
+        self.pass_resource = pass_resource
+        self.begin_batch = begin_batch
+        self.end_batch = end_batch
+        self.max_batch = max_batch
         self.mailbox: queue.SimpleQueue[Any] | _BoundedMailbox = (
             _BoundedMailbox(maxsize) if maxsize else queue.SimpleQueue()
         )
@@ -159,24 +173,40 @@ class _Core(Generic[R]):
         # until the producer that put each one comes to reclaim it.
         self._orphan_lock = threading.Lock()
         self._orphans: dict[int, Any] = {}
-        self.face_ref: weakref.ref[ResourceWorker[R]] | None = None
+        self.face_ref: weakref.ref[Any] | None = None
+        self.warn_if_collected = True
+        # The error a request gets when the owner thread never opened the
+        # resource (a face may replace it: executors raise BrokenExecutor).
+        self.broken: Callable[[BaseException], BaseException] = self._broken_worker
 
     # -- producer side -------------------------------------------------------
 
-    def refuse(self, what: str) -> WorkerClosed:
+    def refuse(self, what: str) -> BaseException:
+        """The error for a request made while not accepting."""
         if self.state == _NEW:
             return WorkerClosed(
                 f"cannot {what} worker {self.name!r} before start(); "
                 "call start() or use the worker in a with block"
             )
         if self.start_error is not None:
-            return WorkerClosed(f"cannot {what} worker {self.name!r}: its factory failed")
+            return self.broken(self.start_error)
         return WorkerClosed(f"cannot {what} worker {self.name!r} after shutdown")
 
-    def reclaim(self, item: tuple[Any, ...]) -> None:
+    def _broken_worker(self, cause: BaseException) -> BaseException:
+        err = WorkerClosed(f"worker {self.name!r} is closed: its factory failed")
+        err.__cause__ = cause
+        return err
+
+    def put_accepted(self, put: Callable[[Any], None], item: tuple[Any, ...], what: str) -> None:
+        """Put a request, then make sure it was really accepted (see module docs)."""
+        put(item)
+        if self.stopped:
+            self.reclaim(item, what)
+
+    def reclaim(self, item: tuple[Any, ...], what: str) -> None:
         """Settle a request put after the owner thread may have stopped.
 
-        Raises WorkerClosed if the request never ran (and now never will).
+        Raises the refusal error if the request never ran (and now never will).
         """
         with self._orphan_lock:
             orphans = self._orphans
@@ -189,7 +219,7 @@ class _Core(Generic[R]):
             if orphans.pop(id(item), None) is None:
                 # The owner thread took it during its final drain.
                 return
-        raise WorkerClosed(f"cannot submit to worker {self.name!r} after shutdown")
+        raise self.refuse(what)
 
     def put_stop(self) -> None:
         if isinstance(self.mailbox, _BoundedMailbox):
@@ -197,8 +227,8 @@ class _Core(Generic[R]):
         else:
             self.mailbox.put(_STOP)
 
-    def cancel_queued(self) -> None:
-        """Cancel every request still queued (shutdown with cancel_futures)."""
+    def drain(self, settle: Callable[[tuple[Any, ...]], None]) -> None:
+        """Take every queued request and settle it; keep the stop marker queued."""
         saw_stop = False
         while True:
             try:
@@ -208,15 +238,27 @@ class _Core(Generic[R]):
             if item is _STOP:
                 saw_stop = True
             else:
-                _cancel(item)
+                settle(item)
         if saw_stop:
-            # Taken by mistake while draining; the owner thread still needs it.
+            # Taken while draining; the owner thread still needs it.
             self.put_stop()
 
     # -- lifecycle -------------------------------------------------------------
 
+    def begin(self, start: Callable[[], None]) -> bool:
+        """Move NEW -> STARTING and run *start* under the state lock; False if not NEW."""
+        with self._state_lock:
+            if self.state != _NEW:
+                return False
+            if _interpreter_exiting:
+                raise RuntimeError("cannot start a worker after interpreter shutdown")
+            self.state = _STARTING
+            start()
+            _live_cores.add(self)
+        return True
+
     def request_stop(self, *, cancel_futures: bool, claim_close_error: bool) -> bool:
-        """Begin shutdown; return False if the worker never started."""
+        """Begin shutdown; return False if the owner thread never started."""
         with self._state_lock:
             self.accepting = False
             if self.state == _NEW:
@@ -233,7 +275,7 @@ class _Core(Generic[R]):
             if self.state in (_STARTING, _RUNNING):
                 self.state = _STOPPING
         if cancel_futures:
-            self.cancel_queued()
+            self.drain(_cancel)
         if first:
             self.put_stop()
         return True
@@ -246,6 +288,18 @@ class _Core(Generic[R]):
                 self.state = _RUNNING
                 self.accepting = True
         self.started.set()
+
+    def start_failed(self, exc: BaseException) -> None:
+        self.start_error = exc
+        with self._state_lock:
+            self.state = _CLOSED
+            self.accepting = False
+        self.stopped = True
+        # Requests accepted while the resource was being opened (executors
+        # accept them from construction) fail: they can never run.
+        self.drain(lambda item: _fail(self, item, self.broken(exc)))
+        self.started.set()
+        self.finished.set()
 
     def report(self, exc: BaseException, where: str) -> None:
         """Route an error that has no caller to the error hook (never raises)."""
@@ -279,45 +333,62 @@ class _Core(Generic[R]):
 
     def face_collected(self, _ref: object) -> None:
         if self.accepting:
-            warnings.warn(
-                f"threadkit worker {self.name!r} was garbage-collected without shutdown(); "
-                "shutting it down now",
-                ResourceWarning,
-                stacklevel=1,
-            )
+            if self.warn_if_collected:
+                warnings.warn(
+                    f"threadkit worker {self.name!r} was garbage-collected without "
+                    "shutdown(); shutting it down now",
+                    ResourceWarning,
+                    stacklevel=1,
+                )
             self.request_stop(cancel_futures=False, claim_close_error=False)
 
 
-def _execute(core: _Core[Any], resource: Any, item: tuple[Any, ...]) -> None:
-    tag, fn, kwargs = item[0], item[1], item[2]
-    args = item[3:]
-    if tag is None:  # post(): no result object; a failure goes to the hook
-        try:
-            if kwargs is None:
-                fn(resource, *args)
-            else:
-                fn(resource, *args, **kwargs)
-        except BaseException as exc:  # routed to the error hook
-            core.report(exc, f"post({_describe(fn)})")
-    elif type(tag) is _CallSlot:
+# -- the owner thread ---------------------------------------------------------------
+#
+# A request is a tuple (tag, fn, kwargs, *args).  The tag says who waits for it:
+# None for post(), a _CallSlot for call(), a Future for submit().  _claim takes
+# the right to run it (False: it was cancelled first); _settle hands over the
+# outcome.  Batching only moves _settle after end_batch.
+
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _claim(tag: Any) -> bool:
+    if tag is None:
+        return True
+    if type(tag) is _CallSlot:
         try:
             tag.claim.pop()
         except IndexError:
-            return  # the caller gave up (interrupted) before it started
-        try:
-            tag.result = fn(resource, *args, **kwargs)
-        except BaseException as exc:  # delivered to the caller of call()
-            tag.exception = exc
+            return False  # the caller gave up (interrupted) before it started
+        return True
+    return bool(tag.set_running_or_notify_cancel())
+
+
+def _settle(core: _Core[Any], item: tuple[Any, ...], ok: bool, value: Any) -> None:
+    tag = item[0]
+    if tag is None:
+        if not ok:
+            core.report(value, f"post({_describe(item[1])})")
+    elif type(tag) is _CallSlot:
+        if ok:
+            tag.result = value
+        else:
+            tag.exception = value
         tag.done.release()
     else:
-        if not tag.set_running_or_notify_cancel():
-            return
         try:
-            result = fn(resource, *args, **kwargs)
-        except BaseException as exc:  # delivered to the future
-            tag.set_exception(exc)
-        else:
-            tag.set_result(result)
+            if ok:
+                tag.set_result(value)
+            else:
+                tag.set_exception(value)
+        except InvalidStateError as exc:  # the future was resolved behind our back
+            core.report(exc, f"settling the future of {_describe(item[1])}")
+
+
+def _fail(core: _Core[Any], item: tuple[Any, ...], exc: BaseException) -> None:
+    if _claim(item[0]):
+        _settle(core, item, False, exc)
 
 
 def _cancel(item: tuple[Any, ...]) -> None:
@@ -325,12 +396,9 @@ def _cancel(item: tuple[Any, ...]) -> None:
     if tag is None:
         logger.debug("post(%s) cancelled by shutdown(cancel_futures=True)", _describe(item[1]))
     elif type(tag) is _CallSlot:
-        try:
-            tag.claim.pop()
-        except IndexError:
-            return
-        tag.cancelled = True
-        tag.done.release()
+        if _claim(tag):
+            tag.cancelled = True
+            tag.done.release()
     else:
         tag.cancel()
 
@@ -339,50 +407,115 @@ def _describe(fn: object) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+def _execute(core: _Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> None:
+    if not _claim(item[0]):
+        return
+    try:
+        result = item[1](*pre, *item[3:], **item[2])
+    except BaseException as exc:  # delivered to whoever waits (or the error hook)
+        _settle(core, item, False, exc)
+    else:
+        _settle(core, item, True, result)
+
+
+def _execute_batch(
+    core: _Core[Any], resource: Any, pre: tuple[Any, ...], batch: list[tuple[Any, ...]]
+) -> None:
+    """Run a batch between begin_batch and end_batch; settle only after end_batch."""
+    batch = [item for item in batch if _claim(item[0])]
+    if not batch:
+        return
+    stage = "begin_batch()"
+    outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
+    try:
+        if core.begin_batch is not None:
+            core.begin_batch(resource)
+        stage = "end_batch()"
+        for item in batch:
+            try:
+                outcomes.append((item, True, item[1](*pre, *item[3:], **item[2])))
+            except BaseException as exc:  # fails this request only
+                outcomes.append((item, False, exc))
+        if core.end_batch is not None:
+            core.end_batch(resource)
+    except BaseException as hook_exc:  # the batch failed: so does every request in it
+        done = {id(item) for item, _, _ in outcomes}
+        outcomes = [
+            (i, False, v if not ok else _batch_error(core, stage, hook_exc))
+            for i, ok, v in outcomes
+        ]
+        outcomes += [
+            (i, False, _batch_error(core, stage, hook_exc)) for i in batch if id(i) not in done
+        ]
+    for item, ok, value in outcomes:
+        _settle(core, item, ok, value)
+
+
+def _batch_error(core: _Core[Any], stage: str, cause: BaseException) -> BatchError:
+    err = BatchError(f"{stage} of worker {core.name!r} failed: {cause!r}")
+    err.__cause__ = cause
+    return err
+
+
+def _serve(
+    core: _Core[Any], resource: Any, pre: tuple[Any, ...], items: list[tuple[Any, ...]]
+) -> None:
+    """Run (or, after shutdown(cancel_futures=True), cancel) requests in order."""
+    if core.cancel_futures:
+        for item in items:
+            _cancel(item)
+    elif core.begin_batch is None and core.end_batch is None:
+        for item in items:
+            _execute(core, pre, item)
+    else:
+        step = core.max_batch
+        for i in range(0, len(items), step):
+            _execute_batch(core, resource, pre, items[i : i + step])
+
+
 def _run(core: _Core[Any]) -> None:
     """The owner thread: open, serve the mailbox in order, close."""
     core.owner_ident = threading.get_ident()
     try:
         resource = core.open()
     except BaseException as exc:  # re-raised by start() in the starting thread
-        core.start_error = exc
-        core.stopped = True
-        with core._state_lock:
-            core.state = _CLOSED
-            core.accepting = False
-        core.started.set()
-        core.finished.set()
+        core.start_failed(exc)
         return
+    pre = (resource,) if core.pass_resource else ()
     core.started_ok()
     get = core.mailbox.get
+    get_nowait = core.mailbox.get_nowait
+    batching = core.begin_batch is not None or core.end_batch is not None
+    max_batch = core.max_batch
     try:
         while True:
             item = get()
             if item is _STOP:
                 break
-            try:
-                _execute(core, resource, item)
-            except BaseException as exc:  # e.g. a user set_result() on our future
-                core.report(exc, "threadkit itself")
-            del item
+            if not batching:
+                _execute(core, pre, item)
+                continue
+            # Group commit: take what is ready, never wait for more.
+            batch = [item]
+            while len(batch) < max_batch:
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    break
+                batch.append(item)
+            _execute_batch(core, resource, pre, batch)
+            if item is _STOP:
+                break
+        del item
         # From here on no producer's put can go unnoticed: each one that reads
         # stopped == True reclaims its request (see the module docstring).
         core.stopped = True
-        while True:
-            try:
-                item = core.mailbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                continue
-            if core.cancel_futures:
-                _cancel(item)
-            else:
-                try:
-                    _execute(core, resource, item)
-                except BaseException as exc:
-                    core.report(exc, "threadkit itself")
-            del item
+        late: list[tuple[Any, ...]] = []
+        core.drain(late.append)
+        _serve(core, resource, pre, late)
+        del late
         core.close_resource(resource)
     finally:
         del resource
@@ -395,10 +528,142 @@ def _run(core: _Core[Any]) -> None:
 
 def _check_callable(value: object, what: str) -> None:
     if not callable(value):
-        raise TypeError(f"{what} needs a callable, got {type(value).__name__!r}")
+        raise TypeError(f"{what} must be callable, got {type(value).__name__!r}")
 
 
-class ResourceWorker(Generic[R]):
+def _check_name(name: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
+
+
+def _check_count(value: object, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return value
+
+
+class _Face:
+    """What every face of the owner loop shares: requests, shutdown, introspection.
+
+    Subclasses set ``_core`` and call :meth:`_bind_mailbox`.
+    """
+
+    _core: _Core[Any]
+    _put: Callable[[tuple[Any, ...]], None]
+    _put_timeout: float | None
+
+    def _bind_mailbox(self, put_timeout: float | None) -> None:
+        self._put_timeout = put_timeout
+        mailbox = self._core.mailbox
+        self._put = self._put_bounded if isinstance(mailbox, _BoundedMailbox) else mailbox.put
+
+    def _submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[Any]:
+        core = self._core
+        if not core.accepting:
+            raise core.refuse("submit to")
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__!r}")
+        future: LazyFuture[Any] = LazyFuture()
+        core.put_accepted(self._put, (future, fn, kwargs or _NO_KWARGS, *args), "submit to")
+        return future
+
+    def _put_bounded(self, item: tuple[Any, ...]) -> None:
+        core = self._core
+        mailbox = core.mailbox
+        assert isinstance(mailbox, _BoundedMailbox)
+        if threading.get_ident() == core.owner_ident:
+            try:
+                mailbox.put_nowait(item)
+            except queue.Full:
+                raise DeadlockError(
+                    f"the owner thread of worker {core.name!r} cannot wait for room in "
+                    "its own full mailbox"
+                ) from None
+            return
+        try:
+            mailbox.put(item, timeout=self._put_timeout)
+        except queue.Full:
+            raise MailboxFull(
+                f"the mailbox of worker {core.name!r} stayed full "
+                f"(maxsize={mailbox.maxsize}) for {self._put_timeout} s"
+            ) from None
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting requests, finish (or cancel) the queued ones, close the resource.
+
+        Args:
+            wait: If true, return only after *close* has run and the owner
+                thread has exited.  Ignored in the owner thread itself, which
+                cannot wait for its own end: there, shutdown only begins, and
+                completes after the current request returns.
+            cancel_futures: If true, cancel every request that has not started
+                (their futures are cancelled; :meth:`~ResourceWorker.call`
+                raises :class:`~concurrent.futures.CancelledError`;
+                :meth:`~ResourceWorker.post` requests are dropped).  The running
+                request finishes.
+
+        Raises:
+            BaseException: With *wait*, whatever *close* raised.
+
+        Shutdown is idempotent and may be called from many threads at once;
+        each ``wait=True`` caller waits for the same end.  Calling it on a
+        worker that was never started just closes it (there is no resource).
+        """
+        core = self._core
+        waits = wait and threading.get_ident() != core.owner_ident
+        if not core.request_stop(cancel_futures=cancel_futures, claim_close_error=waits):
+            return
+        if waits:
+            # No timeout: the wait is bounded by the request running now.
+            core.finished.wait()
+            assert core.thread is not None
+            core.thread.join()
+            if core.close_error is not None:
+                raise core.close_error
+
+    @property
+    def name(self) -> str:
+        """The worker's name (also its owner thread's name)."""
+        return self._core.name
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The owner thread, or ``None`` before it is started."""
+        return self._core.thread
+
+    @property
+    def pending(self) -> int:
+        """The number of queued requests, approximately.
+
+        Like :meth:`queue.Queue.qsize`, it is stale as soon as it is read: other
+        threads add requests and the owner thread takes them concurrently.
+        """
+        core = self._core
+        n = core.mailbox.qsize()
+        # The stop marker sits in the queue too, and is not a request.
+        return max(0, n - 1) if core.stop_requested and not core.stopped else n
+
+    @property
+    def running(self) -> bool:
+        """True from the end of a successful start until the owner thread exits."""
+        return self._core.state in (_RUNNING, _STOPPING)
+
+    @property
+    def closed(self) -> bool:
+        """True once shutdown has begun (or the factory failed): requests are refused."""
+        core = self._core
+        return core.stop_requested or core.state == _CLOSED
+
+    def __repr__(self) -> str:
+        core = self._core
+        return f"<{type(self).__name__} {core.name!r} {core.state}, {self.pending} pending>"
+
+
+class ResourceWorker(_Face, Generic[R]):
     """Own a resource in one thread and serve requests for it from any thread.
 
     The *factory* runs in the owner thread when the worker starts, and its
@@ -428,12 +693,23 @@ class ResourceWorker(Generic[R]):
             The default logs it, with its traceback, at ``ERROR`` level through
             the ``"threadkit"`` :mod:`logging` logger.  If the hook itself raises,
             both errors are logged there; the worker goes on either way.
+        max_batch: Group commit: the most requests the owner thread takes at
+            once when several are ready, to run between one ``begin_batch``
+            and one ``end_batch``.  ``1`` (the default) makes each request its
+            own batch.  A batch never waits for requests that are not queued
+            yet: an idle worker runs (and commits) what it has at once.
+        begin_batch: Called as ``begin_batch(resource)`` in the owner thread
+            before the first request of each batch; see :meth:`begin_batch`.
+        end_batch: Called as ``end_batch(resource)`` after the last request of
+            each batch, before any of their futures resolve; see
+            :meth:`end_batch`.
 
     Raises:
-        TypeError: *factory*, *close* or *error_hook* is not callable, *name* is
-            not a string, or *maxsize* / *put_timeout* is not a number.
-        ValueError: *maxsize* or *put_timeout* is negative, or *put_timeout* is
-            given for an unbounded mailbox.
+        TypeError: *factory*, *close*, *error_hook*, *begin_batch* or
+            *end_batch* is not callable, *name* is not a string, or *maxsize*,
+            *max_batch* or *put_timeout* is not a number.
+        ValueError: *maxsize* or *put_timeout* is negative, *max_batch* is less
+            than 1, or *put_timeout* is given for an unbounded mailbox.
 
     **Guarantees.**
 
@@ -493,15 +769,15 @@ class ResourceWorker(Generic[R]):
         maxsize: int = 0,
         put_timeout: float | None = None,
         error_hook: ErrorHook | None = None,
+        max_batch: int = 1,
+        begin_batch: Callable[[R], object] | None = None,
+        end_batch: Callable[[R], object] | None = None,
     ) -> None:
         if name is None:
             name = f"{type(self).__name__}-{next(_names)}"
-        elif not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, got {type(maxsize).__name__!r}")
-        if maxsize < 0:
-            raise ValueError(f"maxsize must be >= 0, got {maxsize}")
+        _check_name(name)
+        _check_count(maxsize, "maxsize", 0)
+        _check_count(max_batch, "max_batch", 1)
         if put_timeout is not None:
             if isinstance(put_timeout, bool) or not isinstance(put_timeout, int | float):
                 raise TypeError(
@@ -511,35 +787,41 @@ class ResourceWorker(Generic[R]):
                 raise ValueError(f"put_timeout must be >= 0, got {put_timeout}")
             if maxsize == 0:
                 raise ValueError("put_timeout needs a bounded mailbox (maxsize > 0)")
-        if error_hook is not None:
-            _check_callable(error_hook, "error_hook")
+        for value, what in (
+            (close, "close"),
+            (error_hook, "error_hook"),
+            (begin_batch, "begin_batch"),
+            (end_batch, "end_batch"),
+        ):
+            if value is not None:
+                _check_callable(value, what)
 
-        cls = type(self)
-        open_: Callable[[], R]
-        if cls.open is not ResourceWorker.open:
-            open_ = self.open  # the subclass form; the thread then holds the face
-        elif factory is None:
+        # The subclass form: an overridden hook is used as a bound method (so
+        # the owner thread then holds the face, see guarantee 6); otherwise the
+        # plain callable is used and the thread holds no reference to us.
+        def hook(method: str, given: Any) -> Any:
+            overridden = getattr(type(self), method) is not getattr(ResourceWorker, method)
+            return getattr(self, method) if overridden else given
+
+        open_ = hook("open", factory)
+        if open_ is None:
             raise TypeError(
                 "ResourceWorker() needs a factory callable (or a subclass overriding open())"
             )
-        else:
-            _check_callable(factory, "factory")
-            open_ = factory
-        if cls.close is not ResourceWorker.close:
-            close_fn: Callable[[R], object] | None = self.close
-        else:
-            if close is not None:
-                _check_callable(close, "close")
-            close_fn = close
-
+        _check_callable(open_, "factory")
         self._factory = factory
         self._close = close
-        self._put_timeout = put_timeout
-        self._core: _Core[R] = _Core(name, open_, close_fn, error_hook, maxsize)
-        mailbox = self._core.mailbox
-        self._put: Callable[[tuple[Any, ...]], None] = (
-            self._put_bounded if isinstance(mailbox, _BoundedMailbox) else mailbox.put
+        self._core: _Core[R] = _Core(
+            name,
+            open_,
+            close=hook("close", close),
+            error_hook=error_hook,
+            maxsize=maxsize,
+            begin_batch=hook("begin_batch", begin_batch),
+            end_batch=hook("end_batch", end_batch),
+            max_batch=max_batch,
         )
+        self._bind_mailbox(put_timeout)
 
     # -- hooks for the subclass form -------------------------------------------
 
@@ -565,6 +847,25 @@ class ResourceWorker(Generic[R]):
         if self._close is not None:
             self._close(resource)
 
+    def begin_batch(self, resource: R) -> None:
+        """Begin a batch (for SQLite: ``BEGIN``).  Runs in the owner thread.
+
+        Called before the first request of each batch when group commit is on
+        (a *begin_batch* or *end_batch* was given, or a subclass overrides one
+        of these methods).  If it raises, no request of the batch runs: each
+        fails with :class:`BatchError` chained to the exception.
+        """
+
+    def end_batch(self, resource: R) -> None:
+        """End a batch (for SQLite: ``COMMIT``).  Runs in the owner thread.
+
+        Called after the last request of each batch; only when it has returned
+        are the batch's futures resolved, so "done" means "committed".  If it
+        raises, every request of the batch that succeeded fails with
+        :class:`BatchError` chained to the exception (requests that raised keep
+        their own exception), and the worker goes on with the next batch.
+        """
+
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> ResourceWorker[R]:
@@ -580,54 +881,20 @@ class ResourceWorker(Generic[R]):
                 worker is then closed.
         """
         core = self._core
-        with core._state_lock:
-            if core.state != _NEW:
-                raise RuntimeError(f"worker {core.name!r} can only be started once")
-            if _interpreter_exiting:
-                raise RuntimeError("cannot start a worker after interpreter shutdown")
-            core.state = _STARTING
-            thread = threading.Thread(target=_run, args=(core,), name=core.name)
-            core.thread = thread
+
+        def launch() -> None:
+            core.thread = threading.Thread(target=_run, args=(core,), name=core.name)
             core.face_ref = weakref.ref(self, core.face_collected)
-            _live_cores.add(core)
-        thread.start()
+
+        if not core.begin(launch):
+            raise RuntimeError(f"worker {core.name!r} can only be started once")
+        assert core.thread is not None
+        core.thread.start()
         core.started.wait()
         if core.start_error is not None:
-            thread.join()
+            core.thread.join()
             raise core.start_error
         return self
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting requests, finish (or cancel) the queued ones, close the resource.
-
-        Args:
-            wait: If true, return only after *close* has run and the owner
-                thread has exited.  Ignored in the owner thread itself, which
-                cannot wait for its own end: there, shutdown only begins, and
-                completes after the current request returns.
-            cancel_futures: If true, cancel every request that has not started
-                (their futures are cancelled; :meth:`call` raises
-                :class:`~concurrent.futures.CancelledError`; :meth:`post`
-                requests are dropped).  The running request finishes.
-
-        Raises:
-            BaseException: With *wait*, whatever *close* raised.
-
-        Shutdown is idempotent and may be called from many threads at once;
-        each ``wait=True`` caller waits for the same end.  Calling it on a worker
-        that was never started just closes it (there is no resource).
-        """
-        core = self._core
-        in_owner = threading.get_ident() == core.owner_ident
-        waits = wait and not in_owner
-        if not core.request_stop(cancel_futures=cancel_futures, claim_close_error=waits):
-            return
-        if waits:
-            core.finished.wait()
-            assert core.thread is not None
-            core.thread.join()
-            if core.close_error is not None:
-                raise core.close_error
 
     def __enter__(self) -> ResourceWorker[R]:
         return self.start()
@@ -655,17 +922,7 @@ class ResourceWorker(Generic[R]):
             DeadlockError: Called from the owner thread while its bounded
                 mailbox is full (it would wait for itself).
         """
-        core = self._core
-        if not core.accepting:
-            raise core.refuse("submit to")
-        if not callable(fn):
-            raise TypeError(f"submit() needs a callable, got {type(fn).__name__!r}")
-        future: LazyFuture[T] = LazyFuture()
-        item = (future, fn, kwargs, *args)
-        self._put(item)
-        if core.stopped:
-            core.reclaim(item)
-        return future
+        return self._submit(fn, args, kwargs)
 
     def call(self, fn: Callable[Concatenate[R, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(resource, *args, **kwargs)`` in the owner thread and return its result.
@@ -695,15 +952,11 @@ class ResourceWorker(Generic[R]):
         if not callable(fn):
             raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
         slot = _CallSlot()
-        item = (slot, fn, kwargs, *args)
-        self._put(item)
-        if core.stopped:
-            core.reclaim(item)
+        core.put_accepted(self._put, (slot, fn, kwargs or _NO_KWARGS, *args), "call")
         try:
             slot.done.acquire()
         except BaseException:  # interrupted while waiting: withdraw if not started
-            with contextlib.suppress(IndexError):
-                slot.claim.pop()
+            _claim(slot)
             raise
         if slot.cancelled:
             raise CancelledError(f"worker {core.name!r} was shut down before this call ran")
@@ -738,70 +991,44 @@ class ResourceWorker(Generic[R]):
             raise core.refuse("post to")
         if not callable(fn):
             raise TypeError(f"post() needs a callable, got {type(fn).__name__!r}")
-        item = (None, fn, kwargs or None, *args)
-        self._put(item)
-        if core.stopped:
-            core.reclaim(item)
+        core.put_accepted(self._put, (None, fn, kwargs or _NO_KWARGS, *args), "post to")
 
-    def _put_bounded(self, item: tuple[Any, ...]) -> None:
-        core = self._core
-        mailbox = core.mailbox
-        assert isinstance(mailbox, _BoundedMailbox)
-        if threading.get_ident() == core.owner_ident:
-            try:
-                mailbox.put_nowait(item)
-            except queue.Full:
-                raise DeadlockError(
-                    f"the owner thread of worker {core.name!r} cannot wait for room in "
-                    "its own full mailbox"
-                ) from None
-            return
-        try:
-            mailbox.put(item, timeout=self._put_timeout)
-        except queue.Full:
-            raise MailboxFull(
-                f"the mailbox of worker {core.name!r} stayed full "
-                f"(maxsize={mailbox.maxsize}) for {self._put_timeout} s"
-            ) from None
+    # -- asyncio -------------------------------------------------------------------
 
-    # -- introspection -------------------------------------------------------------
+    def asubmit(
+        self, fn: Callable[Concatenate[R, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> asyncio.Future[T]:
+        """Like :meth:`submit`, for asyncio: return an :class:`asyncio.Future`.
 
-    @property
-    def name(self) -> str:
-        """The worker's name (also its owner thread's name)."""
-        return self._core.name
+        Must be called from a thread running an event loop; the result is
+        bound to that loop.  Awaiting it never blocks the loop.  Cancelling it
+        cancels the request if it has not started; once it runs it finishes
+        in the owner thread (Python cannot stop it) and its outcome is
+        discarded.
 
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The owner thread, or ``None`` before :meth:`start`."""
-        return self._core.thread
-
-    @property
-    def pending(self) -> int:
-        """The number of queued requests, approximately.
-
-        Like :meth:`queue.Queue.qsize`, it is stale as soon as it is read: other
-        threads add requests and the owner thread takes them concurrently.
+        Raises:
+            RuntimeError: No event loop runs in this thread.
+            TypeError, WorkerClosed, MailboxFull: As :meth:`submit`.
         """
-        core = self._core
-        n = core.mailbox.qsize()
-        # The stop marker sits in the queue too, and is not a request.
-        return max(0, n - 1) if core.stop_requested and not core.stopped else n
+        loop = asyncio.get_running_loop()
+        return asyncio.wrap_future(self._submit(fn, args, kwargs), loop=loop)
 
-    @property
-    def running(self) -> bool:
-        """True from the end of a successful :meth:`start` until the owner thread exits."""
-        return self._core.state in (_RUNNING, _STOPPING)
+    async def acall(
+        self, fn: Callable[Concatenate[R, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like :meth:`call`, for asyncio: ``await worker.acall(fn, ...)``.
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`shutdown` has begun (or the factory failed): requests are refused."""
-        core = self._core
-        return core.stop_requested or core.state == _CLOSED
+        The event loop goes on while the request waits and runs.  If the
+        awaiting task is cancelled before the request started, the request is
+        withdrawn; if it already started, it runs to the end in the owner
+        thread and its outcome is discarded, and the task sees
+        :class:`asyncio.CancelledError` at once.
 
-    def __repr__(self) -> str:
-        core = self._core
-        return f"<{type(self).__name__} {core.name!r} {core.state}, {self.pending} pending>"
+        Raises:
+            TypeError, WorkerClosed, MailboxFull: As :meth:`submit`.
+            BaseException: Whatever *fn* raised.
+        """
+        return await self.asubmit(fn, *args, **kwargs)
 
 
 def _at_interpreter_exit() -> None:

@@ -57,12 +57,16 @@ nitpick_ignore_regex = [
 
 
 # Annotations name some stdlib classes by their private defining module
-# (concurrent.futures._base.Future); point those at the documented public name
+# (concurrent.futures._base.Future, _asyncio.Future); point those at the documented public name
 # before intersphinx resolves them.
 def _public_stdlib_names(app, env, node, contnode):  # type: ignore[no-untyped-def]
     target = node.get("reftarget", "")
-    if target.startswith("concurrent.futures._base."):
-        node["reftarget"] = "concurrent.futures." + target.rsplit(".", 1)[1]
+    for private, public in (
+        ("concurrent.futures._base.", "concurrent.futures."),
+        ("_asyncio.", "asyncio."),
+    ):
+        if target.startswith(private):
+            node["reftarget"] = public + target.removeprefix(private)
 
 
 def setup(app):  # type: ignore[no-untyped-def]

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from threadkit._errors import DeadlockError, MailboxFull, WorkerClosed
+from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
+from threadkit._executor import SerialExecutor
 from threadkit._worker import ResourceWorker
 
 __all__ = [
+    "BatchError",
     "DeadlockError",
     "MailboxFull",
     "ResourceWorker",
+    "SerialExecutor",
     "WorkerClosed",
 ]
 

@@ -245,8 +245,12 @@ class _Core(Generic[R]):
 
     # -- lifecycle -------------------------------------------------------------
 
-    def begin(self, start: Callable[[], None]) -> bool:
-        """Move NEW -> STARTING and run *start* under the state lock; False if not NEW."""
+    def begin(self, start: Callable[[], None], *, accept_now: bool = False) -> bool:
+        """Move NEW -> STARTING and run *start* under the state lock; False if not NEW.
+
+        With *accept_now*, requests are accepted before the resource is open
+        (executors); they wait in the mailbox, and fail if opening fails.
+        """
         with self._state_lock:
             if self.state != _NEW:
                 return False
@@ -254,6 +258,7 @@ class _Core(Generic[R]):
                 raise RuntimeError("cannot start a worker after interpreter shutdown")
             self.state = _STARTING
             start()
+            self.accepting = accept_now
             _live_cores.add(self)
         return True
 
@@ -494,6 +499,9 @@ def _run(core: _Core[Any]) -> None:
                 break
             if not batching:
                 _execute(core, pre, item)
+                # Drop the request before blocking again: it holds the future,
+                # and through it the result, which the caller may want freed.
+                del item
                 continue
             # Group commit: take what is ready, never wait for more.
             batch = [item]
@@ -505,10 +513,11 @@ def _run(core: _Core[Any]) -> None:
                 if item is _STOP:
                     break
                 batch.append(item)
+            stop = item is _STOP
             _execute_batch(core, resource, pre, batch)
-            if item is _STOP:
+            del item, batch
+            if stop:
                 break
-        del item
         # From here on no producer's put can go unnoticed: each one that reads
         # stopped == True reclaims its request (see the module docstring).
         core.stopped = True
@@ -542,6 +551,21 @@ def _check_count(value: object, what: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{what} must be >= {minimum}, got {value}")
     return value
+
+
+def _check_put_timeout(put_timeout: object, maxsize: int) -> None:
+    if put_timeout is None:
+        return
+    if isinstance(put_timeout, bool) or not isinstance(put_timeout, int | float):
+        raise TypeError(f"put_timeout must be a number or None, got {type(put_timeout).__name__!r}")
+    if put_timeout < 0:
+        raise ValueError(f"put_timeout must be >= 0, got {put_timeout}")
+    if maxsize == 0:
+        raise ValueError("put_timeout needs a bounded mailbox (maxsize > 0)")
+
+
+def _interpreter_exiting_now() -> bool:
+    return _interpreter_exiting
 
 
 class _Face:
@@ -649,12 +673,12 @@ class _Face:
 
     @property
     def running(self) -> bool:
-        """True from the end of a successful start until the owner thread exits."""
+        """Whether the owner thread is up, from a successful start until it exits."""
         return self._core.state in (_RUNNING, _STOPPING)
 
     @property
     def closed(self) -> bool:
-        """True once shutdown has begun (or the factory failed): requests are refused."""
+        """Whether requests are refused for good, because shutdown began or the factory failed."""
         core = self._core
         return core.stop_requested or core.state == _CLOSED
 
@@ -778,15 +802,7 @@ class ResourceWorker(_Face, Generic[R]):
         _check_name(name)
         _check_count(maxsize, "maxsize", 0)
         _check_count(max_batch, "max_batch", 1)
-        if put_timeout is not None:
-            if isinstance(put_timeout, bool) or not isinstance(put_timeout, int | float):
-                raise TypeError(
-                    f"put_timeout must be a number or None, got {type(put_timeout).__name__!r}"
-                )
-            if put_timeout < 0:
-                raise ValueError(f"put_timeout must be >= 0, got {put_timeout}")
-            if maxsize == 0:
-                raise ValueError("put_timeout needs a bounded mailbox (maxsize > 0)")
+        _check_put_timeout(put_timeout, maxsize)
         for value, what in (
             (close, "close"),
             (error_hook, "error_hook"),

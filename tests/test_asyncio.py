@@ -45,12 +45,33 @@ def test_the_event_loop_keeps_running_while_a_request_waits() -> None:
         assert asyncio.run(main(w)) is True
 
 
-def test_cancelling_before_the_request_starts_withdraws_it() -> None:
+def test_cancelling_acall_before_the_request_starts_withdraws_it() -> None:
+    ran: list[str] = []
+
+    async def main(w: threadkit.ResourceWorker[object], release: threading.Event) -> None:
+        task = asyncio.ensure_future(w.acall(lambda _r: ran.append("late")))
+        await asyncio.sleep(0)  # one loop turn: the task has queued its request
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+
+    with threadkit.ResourceWorker(object) as w:
+        started, release = threading.Event(), threading.Event()
+        w.submit(lambda _r: (started.set(), release.wait(WAIT)))
+        assert started.wait(WAIT)
+        asyncio.run(main(w, release))
+        w.call(lambda _r: None)  # every earlier request has been dealt with
+    assert ran == []
+
+
+def test_cancelling_an_asubmit_future_withdraws_the_request_at_the_next_loop_turn() -> None:
     ran: list[str] = []
 
     async def main(w: threadkit.ResourceWorker[object], release: threading.Event) -> None:
         fut = w.asubmit(lambda _r: ran.append("late"))
         fut.cancel()
+        await asyncio.sleep(0)  # asyncio passes the cancellation on in this turn
         release.set()
         with pytest.raises(asyncio.CancelledError):
             await fut
@@ -60,7 +81,7 @@ def test_cancelling_before_the_request_starts_withdraws_it() -> None:
         w.submit(lambda _r: (started.set(), release.wait(WAIT)))
         assert started.wait(WAIT)
         asyncio.run(main(w, release))
-        w.call(lambda _r: None)  # every earlier request has been dealt with
+        w.call(lambda _r: None)
     assert ran == []
 
 

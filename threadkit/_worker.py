@@ -1018,9 +1018,9 @@ class ResourceWorker(_Face, Generic[R]):
 
         Must be called from a thread running an event loop; the result is
         bound to that loop.  Awaiting it never blocks the loop.  Cancelling it
-        cancels the request if it has not started; once it runs it finishes
-        in the owner thread (Python cannot stop it) and its outcome is
-        discarded.
+        cancels the request, at the loop's next turn, if it has not started by
+        then; once it runs it finishes in the owner thread (Python cannot stop
+        it) and its outcome is discarded.
 
         Raises:
             RuntimeError: No event loop runs in this thread.
@@ -1044,7 +1044,15 @@ class ResourceWorker(_Face, Generic[R]):
             TypeError, WorkerClosed, MailboxFull: As :meth:`submit`.
             BaseException: Whatever *fn* raised.
         """
-        return await self.asubmit(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        future = self._submit(fn, args, kwargs)
+        try:
+            return await asyncio.wrap_future(future, loop=loop)
+        except asyncio.CancelledError:
+            # asyncio would cancel the request only at the loop's next turn;
+            # do it now, so that it cannot start in between.
+            future.cancel()
+            raise
 
 
 def _at_interpreter_exit() -> None:

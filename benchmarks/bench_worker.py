@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import statistics
 import sys
@@ -367,6 +368,27 @@ def bench_memory(impl: Impl, n: int, *, kind: str) -> float:
 
 
 @contextmanager
+def pinned() -> Iterator[str]:
+    """Run the block, and the threads started in it, on one CPU.
+
+    A round trip is two thread wake-ups.  On a multi-CPU (virtual) machine each
+    worker thread settles either on the caller's CPU (a wake-up costs a few
+    microseconds) or on another, idle one (tens of microseconds to wake), and
+    keeps that placement for a while: unpinned round trips compare placements,
+    not implementations.  Threads inherit their creator's affinity.
+    """
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        yield "one CPU"
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield f"pinned to CPU {min(before)}"
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextmanager
 def workers() -> Iterator[tuple[dict[str, Impl], PingPong]]:
     made: dict[str, Impl] = {}
     floor = PingPong()
@@ -401,25 +423,33 @@ def run(reps: int, scale: float) -> dict[str, Any]:
         for key in ("call", "pipelined", "producers", "post", "shutdown", "mem_submit", "mem_post")
     }
     ping_pong: list[float] = []
-
-    with workers() as (impls, floor):
-        # Warm-up: every path once, so first-use costs (thread start, lazy
-        # imports, specialisation) fall outside the measurements.
-        for impl in impls.values():
+    unpinned: dict[str, list[float]] = {label: [] for label in labels}
+    # Round trips first, with every thread on one CPU (see pinned()).
+    with pinned() as placement, workers() as (impls, floor):
+        for impl in [*impls.values(), floor]:
             bench_call(impl, n_call // 10)
-            bench_pipelined(impl, n_pipe // 10)
-            bench_post(impl, n_post // 10)
-        bench_call(floor, n_call // 10)
-
         for rep in range(reps):
             order = rotated(labels, rep)
-            gc.collect()
             timed = bench_calls_interleaved(
                 {**impls, "ping-pong": floor}, [*order, "ping-pong"], n_call
             )
             ping_pong.append(timed.pop("ping-pong"))
             for label, t in timed.items():
                 rows["call"][label].append(t)
+
+    with workers() as (impls, _):
+        # Warm-up: every path once, so first-use costs (thread start, lazy
+        # imports, specialisation) fall outside the measurements.
+        for impl in impls.values():
+            bench_call(impl, n_call // 10)
+            bench_pipelined(impl, n_pipe // 10)
+            bench_post(impl, n_post // 10)
+
+        for rep in range(reps):
+            order = rotated(labels, rep)
+            gc.collect()
+            for label, t in bench_calls_interleaved(impls, order, n_call).items():
+                unpinned[label].append(t)
             for label in order:
                 rows["pipelined"][label].append(bench_pipelined(impls[label], n_pipe))
             for label in order:
@@ -439,6 +469,8 @@ def run(reps: int, scale: float) -> dict[str, Any]:
     return {
         "rows": rows,
         "ping_pong": ping_pong,
+        "unpinned": unpinned,
+        "placement": placement,
         "sizes": {"call": n_call, "pipe": n_pipe, "post": n_post, "shut": n_shut, "mem": n_mem},
     }
 
@@ -458,7 +490,7 @@ def report(data: dict[str, Any], reps: int, argv: list[str]) -> int:
     print("threadkit.ResourceWorker benchmark")
     print(
         f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.machine()}, os.cpu_count()={__import__('os').cpu_count()}"
+        f"{platform.system()} {platform.machine()}, os.cpu_count()={os.cpu_count()}"
     )
     print(f"command: {' '.join(['python', *argv])}")
     print(
@@ -489,7 +521,7 @@ def report(data: dict[str, Any], reps: int, argv: list[str]) -> int:
 
     r = ratios("call")
     line(
-        f"call() round trip ({sizes['call']} calls)",
+        f"call() round trip ({sizes['call']}, one CPU)",
         us(med["call"]["TPE"]),
         {c: f"{v:.2f}x" for c, v in r.items()},
         ">=1.0x",
@@ -499,6 +531,14 @@ def report(data: dict[str, Any], reps: int, argv: list[str]) -> int:
         c: statistics.median(p / x for p, x in zip(pp, rows["call"][c], strict=True))
         for c in COLUMNS
     }
+    r = {c: median_ratio(data["unpinned"], c) for c in COLUMNS}
+    line(
+        "  call(), threads unpinned (see note)",
+        us(statistics.median(data["unpinned"]["TPE"])),
+        {c: f"{v:.2f}x" for c, v in r.items()},
+        "",
+        None,
+    )
     line(
         "call() vs two-Lock ping-pong",
         us(statistics.median(pp)),
@@ -579,13 +619,18 @@ def report(data: dict[str, Any], reps: int, argv: list[str]) -> int:
         "post() for TPE is submit() with the future dropped; "
         f"{sizes['mem']} requests, median of 3"
     )
+    print(
+        f"round trips: {data['placement']}, all implementations and the ping-pong "
+        "interleaved in chunks of 50; unpinned, a thread's wake-up cost depends on the "
+        "CPU it lands on, so that row varies from run to run"
+    )
     print(f"{misses} target(s) missed" if misses else "all targets met")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
+    parser.add_argument("--reps", type=int, default=7, help="repetitions (default 7)")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every request count (default 1)"
     )

@@ -1,31 +1,59 @@
-"""The future handed out by threadkit: a real :class:`concurrent.futures.Future`, built lazily.
+"""The future handed out by threadkit: a real :class:`concurrent.futures.Future`, made cheap.
 
-A stock ``Future`` builds a :class:`threading.Condition` (an ``RLock``, a deque and
-six bound methods) plus two lists the moment it is created: about 1.6 KB, most of
-a queued request's memory, paid even by futures that are never waited on.
-:class:`LazyFuture` is a subclass whose ``_condition``, ``_waiters`` and
-``_done_callbacks`` appear on first use instead.  Every ``Future`` method, and
-:func:`concurrent.futures.wait` / :func:`~concurrent.futures.as_completed`, which
-read those attributes directly, go through ordinary attribute access, so they
-cannot tell the difference.
+A stock ``Future`` builds a :class:`threading.Condition` (an ``RLock``, a deque
+and six bound methods) and two lists the moment it is created: about 1.6 KB,
+most of a queued request's memory; and every state change takes that
+Condition, even when nobody waits.  :class:`LazyFuture` keeps the same
+attributes and the same protocol, so every ``Future`` method and
+:func:`concurrent.futures.wait` / :func:`~concurrent.futures.as_completed`
+(which read ``_condition``, ``_waiters`` and ``_state`` directly) work
+unchanged, but:
+
+* ``_condition``, ``_waiters`` and ``_done_callbacks`` appear on first use
+  (``__getattr__``; ``dict.setdefault`` makes the creation race-free);
+* the owner thread settles a future without the Condition while nobody has
+  created it.  The protocol that makes this safe: **a waiter creates the
+  Condition before it reads** ``_state`` (every stock method does, by entering
+  ``with self._condition``), **and the owner writes** ``_state`` **before it
+  looks for the Condition**.  So either the owner sees the Condition and
+  notifies under it, or the waiter sees the final state.  The same argument
+  covers ``add_done_callback`` (its append happens under the Condition) and
+  the waiters that ``wait()`` installs;
+* running and cancelling are decided by one atomic ``dict.setdefault`` of a
+  private ``_claim`` key, instead of under the Condition;
+* ``result()``, ``exception()``, ``done()``, ``running()`` and ``cancelled()``
+  read ``_state`` without locking (``_result`` / ``_exception`` are written
+  before ``_state`` becomes ``FINISHED``).
+
+Only threadkit's owner loop settles these futures; like any executor's
+futures they are not meant for ``set_result`` by user code (a call on a
+future that is not running falls back to the stock, locked, checks).
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from concurrent.futures._base import PENDING
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+)
 from typing import Any, TypeVar
 
 __all__ = ["LazyFuture"]
 
 T = TypeVar("T")
 
-_LAZY = frozenset({"_condition", "_waiters", "_done_callbacks"})
+_LISTS = frozenset({"_waiters", "_done_callbacks"})
+_CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
+_DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 
 
 class LazyFuture(Future[T]):
-    """A :class:`concurrent.futures.Future` whose synchronisation state is created on demand."""
+    """A :class:`concurrent.futures.Future` that costs little until someone waits."""
 
     def __init__(self) -> None:
         # Deliberately not calling Future.__init__: it would build the Condition.
@@ -34,12 +62,90 @@ class LazyFuture(Future[T]):
         self._exception = None
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails, i.e. on the first use of one of
-        # the lazy attributes.  dict.setdefault is atomic, so two threads racing
-        # here agree on one object: the loser's fresh Condition is discarded
-        # before anyone could have locked it.
+        # Only reached when normal lookup fails, i.e. on the first use of a
+        # lazy attribute.  dict.setdefault is atomic, so threads racing here
+        # agree on one object; a loser's fresh Condition was never locked.
         if name == "_condition":
             return self.__dict__.setdefault(name, threading.Condition())
-        if name in _LAZY:
+        if name in _LISTS:
             return self.__dict__.setdefault(name, [])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- running or cancelling: whoever claims first ----------------------------
+
+    def set_running_or_notify_cancel(self) -> bool:
+        if self.__dict__.setdefault("_claim", RUNNING) is RUNNING:
+            self._state = RUNNING
+            return True
+        # cancel() claimed it, under the Condition, and holds it until the
+        # state says CANCELLED; the stock method then notifies the waiters.
+        return super().set_running_or_notify_cancel()
+
+    def cancel(self) -> bool:
+        with self._condition:
+            if self.__dict__.setdefault("_claim", CANCELLED) is not CANCELLED:
+                return False  # running or finished
+            if self._state in _CANCELLED:
+                return True
+            self._state = CANCELLED
+            self._condition.notify_all()
+        self._invoke_callbacks()
+        return True
+
+    # -- settling ------------------------------------------------------------------
+
+    def set_result(self, result: T) -> None:
+        if self._state != RUNNING:
+            super().set_result(result)  # not claimed by an owner: the stock checks
+            return
+        self._result = result
+        self._publish("add_result")
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        if self._state != RUNNING:
+            super().set_exception(exception)
+            return
+        self._exception = exception
+        self._publish("add_exception")
+
+    def _publish(self, notify: str) -> None:
+        self._state = FINISHED
+        # Written _state first, look for the Condition second (module docstring).
+        condition = self.__dict__.get("_condition")
+        if condition is not None:
+            with condition:
+                for waiter in self.__dict__.get("_waiters", ()):
+                    getattr(waiter, notify)(self)
+                condition.notify_all()
+        self._invoke_callbacks()
+
+    def _invoke_callbacks(self) -> None:
+        if self.__dict__.get("_done_callbacks"):
+            super()._invoke_callbacks()  # type: ignore[misc]  # private in typeshed
+
+    # -- reading: the state is final once FINISHED or cancelled -------------------
+
+    def result(self, timeout: float | None = None) -> T:
+        if self._state == FINISHED:
+            exc = self._exception
+            if exc is None:
+                return self._result  # type: ignore[return-value]
+            try:
+                raise exc
+            finally:
+                exc = None  # break the cycle exc -> traceback -> this frame
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state == FINISHED:
+            return self._exception
+        return super().exception(timeout)
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def running(self) -> bool:
+        return self._state == RUNNING
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED

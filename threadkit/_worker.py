@@ -413,6 +413,12 @@ def _describe(fn: object) -> str:
 
 
 def _execute(core: _Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> None:
+    if item[0] is None:  # post(): the hot fire-and-forget path, kept free of calls
+        try:
+            item[1](*pre, *item[3:], **item[2])
+        except BaseException as exc:  # routed to the error hook
+            core.report(exc, f"post({_describe(item[1])})")
+        return
     if not _claim(item[0]):
         return
     try:
@@ -498,7 +504,13 @@ def _run(core: _Core[Any]) -> None:
             if item is _STOP:
                 break
             if not batching:
-                _execute(core, pre, item)
+                if item[0] is None:  # post(), inlined for speed; see _execute
+                    try:
+                        item[1](*pre, *item[3:], **item[2])
+                    except BaseException as exc:  # routed to the error hook
+                        core.report(exc, f"post({_describe(item[1])})")
+                else:
+                    _execute(core, pre, item)
                 # Drop the request before blocking again: it holds the future,
                 # and through it the result, which the caller may want freed.
                 del item
@@ -1007,7 +1019,11 @@ class ResourceWorker(_Face, Generic[R]):
             raise core.refuse("post to")
         if not callable(fn):
             raise TypeError(f"post() needs a callable, got {type(fn).__name__!r}")
-        core.put_accepted(self._put, (None, fn, kwargs or _NO_KWARGS, *args), "post to")
+        # put_accepted(), inlined: post() is the path where a call shows.
+        item = (None, fn, kwargs or _NO_KWARGS, *args)
+        self._put(item)
+        if core.stopped:
+            core.reclaim(item, "post to")
 
     # -- asyncio -------------------------------------------------------------------
 

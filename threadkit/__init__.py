@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from threadkit._errors import DeadlockError, MailboxFull, WorkerClosed
+from threadkit._cancel import CancelRegistration, CancelToken, current_token
+from threadkit._errors import Cancelled, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._worker import ResourceWorker
 
 __all__ = [
+    "CancelRegistration",
+    "CancelToken",
+    "Cancelled",
     "DeadlockError",
     "MailboxFull",
     "ResourceWorker",
     "WorkerClosed",
+    "current_token",
 ]
 
 try:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from threadkit._cancel import CancelRegistration, CancelToken, current_token
-from threadkit._errors import Cancelled, DeadlockError, MailboxFull, WorkerClosed
+from threadkit._errors import Cancelled, DeadlockError, GroupClosed, MailboxFull, WorkerClosed
+from threadkit._task import Task, TaskGroup, spawn
 from threadkit._worker import ResourceWorker
 
 __all__ = [
@@ -16,10 +17,14 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "DeadlockError",
+    "GroupClosed",
     "MailboxFull",
     "ResourceWorker",
+    "Task",
+    "TaskGroup",
     "WorkerClosed",
     "current_token",
+    "spawn",
 ]
 
 try:

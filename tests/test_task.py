@@ -3,6 +3,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import gc
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -880,3 +881,25 @@ def test_every_outcome_in_a_tree_of_groups_is_reported_exactly_once(tree: Any) -
     assert all(n == 1 for n in counts.values())
     assert set(counts) == {id(e) for e in run.raised}
     assert records == []
+
+
+# -- the public face ---------------------------------------------------------------
+
+_OURS = [
+    "CancelRegistration",
+    "CancelToken",
+    "Cancelled",
+    "GroupClosed",
+    "Task",
+    "TaskGroup",
+    "current_token",
+    "spawn",
+]
+
+
+@pytest.mark.parametrize("name", _OURS)
+def test_each_task_and_cancel_name_is_public_and_in_the_reference(name: str) -> None:
+    reference = (Path(__file__).parent.parent / "docs" / "reference.rst").read_text()
+    assert name in threadkit.__all__
+    assert getattr(threadkit, name).__module__ == "threadkit"
+    assert re.search(rf"^\.\. auto\w+:: {name}(\(\))?$", reference, re.MULTILINE)

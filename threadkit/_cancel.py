@@ -68,7 +68,7 @@ class CancelRegistration:
 
     __slots__ = ("_callback", "_token")
 
-    def __init__(self, token: CancelToken | None, callback: Callback) -> None:
+    def __init__(self, token: CancelToken | None, callback: Callable[[], object]) -> None:
         # _token is None for a registration that was never stored: its
         # callback already ran, or it was made on a token that never cancels.
         self._token = token
@@ -78,8 +78,8 @@ class CancelRegistration:
         """Unregister the callback.
 
         Returns:
-            True if the callback was removed before it started: it will never
-            run.  False if it has run (or is running) already.
+            bool: True if the callback was removed before it started (it will
+            never run); False if it has run, or is running, already.
 
         If the callback is running in another thread at that moment, this
         waits until it has returned (as the destructor of C++'s
@@ -294,7 +294,7 @@ class CancelToken:
         if self._cancelled:
             raise Cancelled(self._reason)
 
-    def on_cancel(self, callback: Callback, /) -> CancelRegistration:
+    def on_cancel(self, callback: Callable[[], object], /) -> CancelRegistration:
         """Call ``callback()`` when the token is cancelled; at once if it already is.
 
         The callback runs in the thread that cancels the token (see

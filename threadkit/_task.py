@@ -146,7 +146,7 @@ class Task(Future[T]):
     * *cancelled*: the task's :attr:`token` was cancelled before the function
       started (it then never runs), or the function raised
       :class:`~threadkit.Cancelled` while its token was cancelled.
-      :meth:`cancelled` is true and :meth:`result` raises
+      :meth:`~concurrent.futures.Future.cancelled` is true and :meth:`result` raises
       :class:`concurrent.futures.CancelledError`.  (A :class:`Cancelled`
       raised while the task's own token is *not* cancelled, from some other
       token, is a failure like any other.)
@@ -160,10 +160,13 @@ class Task(Future[T]):
     or at interpreter exit if it is still referenced then.  Configure that
     logger (handlers, filters) to route these reports elsewhere.  Retrieving
     means a call of :meth:`result` or :meth:`exception` that handed the
-    outcome out; :meth:`join`, :meth:`done` and a timed-out wait do not count.
+    outcome out; :meth:`join`, :meth:`~concurrent.futures.Future.done` and a
+    timed-out wait do not count.
 
-    Do not call :meth:`set_result`, :meth:`set_exception` or
-    :meth:`set_running_or_notify_cancel`: they belong to the task's thread.
+    Do not call :meth:`~concurrent.futures.Future.set_result`,
+    :meth:`~concurrent.futures.Future.set_exception` or
+    :meth:`~concurrent.futures.Future.set_running_or_notify_cancel`: they
+    belong to the task's thread.
 
     Thread safety: every method may be called from any thread.  Waiting for a
     task from its own thread (:meth:`result`, :meth:`exception`, :meth:`join`)
@@ -226,7 +229,8 @@ class Task(Future[T]):
             otherwise: cancellation is requested (now or before).  True does
             not promise that the task will end cancelled: a function that does
             not check its token, or that returns at that very moment, ends as
-            it would have.  :meth:`cancelled` tells, once the task is done.
+            it would have.  :meth:`~concurrent.futures.Future.cancelled`
+            tells, once the task is done.
         """
         if self.done():
             return False

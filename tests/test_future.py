@@ -62,7 +62,9 @@ def test_a_waiter_racing_the_owner_never_misses_the_result(
         go = threading.Barrier(2, timeout=WAIT)
         got: list[object] = []
 
-        def waiter(f: LazyFuture[int] = f, go: threading.Barrier = go) -> None:
+        def waiter(
+            f: LazyFuture[int] = f, go: threading.Barrier = go, got: list[object] = got
+        ) -> None:
             go.wait()
             got.append(way(f))
 
@@ -82,7 +84,9 @@ def test_an_exception_reaches_a_waiter_racing_the_owner() -> None:
         err = ValueError("x")
         got: list[object] = []
 
-        def waiter(f: LazyFuture[int] = f, go: threading.Barrier = go) -> None:
+        def waiter(
+            f: LazyFuture[int] = f, go: threading.Barrier = go, got: list[object] = got
+        ) -> None:
             go.wait()
             got.append(f.exception(WAIT))
 
@@ -103,16 +107,19 @@ def test_a_done_callback_added_while_the_owner_settles_runs_exactly_once() -> No
         go = threading.Barrier(2, timeout=WAIT)
         calls: list[Any] = []
 
-        def adder(f: LazyFuture[int] = f, go: threading.Barrier = go) -> None:
+        def adder(
+            f: LazyFuture[int] = f, go: threading.Barrier = go, calls: list[Any] = calls
+        ) -> None:
             go.wait()
-            f.add_done_callback(lambda fut: calls.append(fut.result(0)))
+            f.add_done_callback(calls.append)
 
         t = threading.Thread(target=adder)
         t.start()
         go.wait()
         f.set_result(i)
         t.join(WAIT)
-        assert calls == [i]
+        assert calls == [f]
+        assert f.result(0) == i
 
 
 def test_running_and_cancelling_exclude_each_other() -> None:
@@ -122,7 +129,11 @@ def test_running_and_cancelling_exclude_each_other() -> None:
         go = threading.Barrier(2, timeout=WAIT)
         cancel_said: list[bool] = []
 
-        def canceller(f: LazyFuture[int] = f, go: threading.Barrier = go) -> None:
+        def canceller(
+            f: LazyFuture[int] = f,
+            go: threading.Barrier = go,
+            cancel_said: list[bool] = cancel_said,
+        ) -> None:
             go.wait()
             cancel_said.append(f.cancel())
 
@@ -155,7 +166,9 @@ def test_cancelling_a_pending_future_wakes_its_waiters_and_callbacks() -> None:
     assert f.cancel()  # idempotent, as for a stock Future
     assert not f.set_running_or_notify_cancel()
     assert seen == [True]
-    assert f.done() and f.cancelled() and not f.running()
+    assert f.done()
+    assert f.cancelled()
+    assert not f.running()
 
 
 def test_a_finished_future_cannot_be_cancelled_or_settled_again() -> None:

@@ -27,3 +27,21 @@ def test_requests_run_in_the_owner_thread_with_a_same_thread_sqlite_connection(
         assert owner is db.thread
         assert owner is not threading.current_thread()
         assert db.call(lambda c: [r[0] for r in c.execute("SELECT x FROM t")]) == list(range(50))
+
+
+def test_shutdown_cancels_the_token_a_long_request_sees_as_current_token() -> None:
+    started = threading.Event()
+
+    def long_request(_r: object) -> tuple[bool, object]:
+        token = threadkit.current_token()
+        started.set()
+        return token.wait(WAIT), token.reason
+
+    w = threadkit.ResourceWorker(object, name="db").start()
+    assert w.call(lambda _r: threadkit.current_token()) is w.token
+    fut = w.submit(long_request)
+    assert started.wait(WAIT)
+    assert not w.token.cancelled
+    w.shutdown(wait=False)
+    assert fut.result(WAIT) == (True, "worker 'db' is shutting down")
+    w.shutdown(wait=True)

@@ -7,17 +7,34 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
+from threadkit._cancel import CancelRegistration, CancelToken, current_token
+from threadkit._errors import (
+    BatchError,
+    Cancelled,
+    DeadlockError,
+    GroupClosed,
+    MailboxFull,
+    WorkerClosed,
+)
 from threadkit._executor import SerialExecutor
+from threadkit._task import Task, TaskGroup, spawn
 from threadkit._worker import ResourceWorker
 
 __all__ = [
     "BatchError",
+    "CancelRegistration",
+    "CancelToken",
+    "Cancelled",
     "DeadlockError",
+    "GroupClosed",
     "MailboxFull",
     "ResourceWorker",
     "SerialExecutor",
+    "Task",
+    "TaskGroup",
     "WorkerClosed",
+    "current_token",
+    "spawn",
 ]
 
 try:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import queue
 
-__all__ = ["BatchError", "DeadlockError", "MailboxFull", "WorkerClosed"]
+__all__ = [
+    "BatchError",
+    "Cancelled",
+    "DeadlockError",
+    "GroupClosed",
+    "MailboxFull",
+    "WorkerClosed",
+]
 
 
 class WorkerClosed(RuntimeError):
@@ -56,6 +63,54 @@ class BatchError(RuntimeError):
     request of that batch that did not fail on its own fails with a new
     ``BatchError``, whose ``__cause__`` is the hook's exception (one instance
     per request, so that each waiting thread raises its own).
+
+    .. versionadded:: 0.1
+    """
+
+
+class Cancelled(BaseException):
+    """The code that raised it was asked to stop, through a :class:`~threadkit.CancelToken`.
+
+    Raised by :meth:`CancelToken.raise_if_cancelled() <threadkit.CancelToken.raise_if_cancelled>`.
+    Let it propagate: a task whose function raises it while its token is
+    cancelled ends *cancelled* (:meth:`Task.result() <threadkit.Task.result>`
+    raises :class:`concurrent.futures.CancelledError`), and a
+    :class:`~threadkit.TaskGroup` does not count it as a failure.
+
+    *Why a* :class:`BaseException`.  Cancellation is not an error of the code
+    being cancelled, and the code in between (retry loops, ``except
+    Exception: log.exception(...)``) must not turn a stop request into a
+    return value or a logged failure.  :class:`asyncio.CancelledError` (since
+    Python 3.8) and Trio's ``Cancelled`` were made base exceptions for exactly
+    this reason.  It is deliberately *not* a
+    :class:`concurrent.futures.CancelledError`: that one is an
+    :class:`Exception`, and it already has a meaning, "this future was
+    cancelled", which is what :meth:`Task.result() <threadkit.Task.result>`
+    raises for a cancelled task.  Code that does catch :class:`Cancelled` and
+    carries on is not stuck: a token stays cancelled, so the next
+    :meth:`~threadkit.CancelToken.raise_if_cancelled` raises again.
+
+    Attributes:
+        reason: The *reason* given to :meth:`~threadkit.CancelToken.cancel`
+            (``None`` if none was given).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, reason: object = None) -> None:
+        super().__init__("cancelled" if reason is None else f"cancelled: {reason}")
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[Cancelled], tuple[object]]:
+        return (type(self), (self.reason,))
+
+
+class GroupClosed(RuntimeError):
+    """A task was spawned into a :class:`~threadkit.TaskGroup` that does not accept tasks.
+
+    Raised by :meth:`TaskGroup.spawn() <threadkit.TaskGroup.spawn>` before the
+    group's ``with`` block is entered, and after the group has finished (its
+    ``__exit__`` saw every task end).  The function was not started.
 
     .. versionadded:: 0.1
     """

@@ -49,6 +49,7 @@ from concurrent.futures import CancelledError, Future, InvalidStateError
 from types import MappingProxyType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from threadkit._cancel import CancelToken, _bind_token
 from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
 
@@ -175,6 +176,8 @@ class _Core(Generic[R]):
         self._orphans: dict[int, Any] = {}
         self.face_ref: weakref.ref[Any] | None = None
         self.warn_if_collected = True
+        # Cancelled when shutdown begins; requests see it as current_token().
+        self.token = CancelToken()
         # The error a request gets when the owner thread never opened the
         # resource (a face may replace it: executors raise BrokenExecutor).
         self.broken: Callable[[BaseException], BaseException] = self._broken_worker
@@ -279,6 +282,10 @@ class _Core(Generic[R]):
             self.stop_requested = True
             if self.state in (_STARTING, _RUNNING):
                 self.state = _STOPPING
+        if first:
+            # Before anything else: a long request polling current_token() can
+            # stop early while the queue behind it is dealt with.
+            self.token.cancel(f"worker {self.name!r} is shutting down")
         if cancel_futures:
             self.drain(_cancel)
         if first:
@@ -485,6 +492,12 @@ def _serve(
 
 
 def _run(core: _Core[Any]) -> None:
+    """The owner thread's target: everything it runs sees the worker's token."""
+    with _bind_token(core.token):
+        _own(core)
+
+
+def _own(core: _Core[Any]) -> None:
     """The owner thread: open, serve the mailbox in order, close."""
     core.owner_ident = threading.get_ident()
     try:
@@ -670,6 +683,17 @@ class _Face:
     def thread(self) -> threading.Thread | None:
         """The owner thread, or ``None`` before it is started."""
         return self._core.thread
+
+    @property
+    def token(self) -> CancelToken:
+        """The worker's :class:`CancelToken`, cancelled when :meth:`shutdown` begins.
+
+        Inside a request (and in the factory and *close*),
+        :func:`threadkit.current_token` returns it, so a long request can
+        check it and stop early.  Note that a graceful shutdown cancels it
+        too: queued requests still run, and see it cancelled.
+        """
+        return self._core.token
 
     @property
     def pending(self) -> int:

@@ -28,3 +28,21 @@ def typed_usage() -> None:
         db.call(insert, "x", commit="yes")  # type: ignore[arg-type]
         s: str = db.call(insert, "dave")  # type: ignore[assignment]
         del fut, n, s
+
+
+def zip_one(src: str, dst: str, *, token: threadkit.CancelToken | None = None) -> str:
+    return dst
+
+
+def typed_tasks() -> None:
+    task: threadkit.Task[str] = threadkit.spawn(zip_one, "a", "b", name="zip")
+    s: str = task.result()
+    fut: Future[str] = task
+    with threadkit.TaskGroup(timeout=5) as group:
+        t2 = group.spawn(zip_one, "a", "b", daemon=True)
+    n: int = t2.result()  # type: ignore[assignment]
+    token = threadkit.current_token()
+    child: threadkit.CancelToken = token.child()
+    reg: threadkit.CancelRegistration = child.on_cancel(lambda: None)
+    ok: bool = reg.remove() and child.cancel("why") and child.wait(1.0)
+    del s, fut, n, ok

@@ -1,0 +1,446 @@
+"""CancelToken and current_token: cooperative cancellation.
+
+Design notes
+------------
+Python cannot stop a thread from the outside, so cancellation is a request
+that the code being cancelled checks, as with C++20's ``std::stop_token``
+(whose callback rules we follow: callbacks run in the thread that requests the
+stop; removing a callback that is running in another thread waits for it) and
+.NET's linked ``CancellationToken``.  Like Trio's cancel scopes it is
+*level-triggered*: a token never becomes un-cancelled, so every later check
+raises again, and code that swallowed one :class:`Cancelled` is caught by the
+next.
+
+*Waiting does not poll.*  :meth:`CancelToken.wait` blocks on a
+:class:`threading.Event` that :meth:`~CancelToken.cancel` sets.  The event is
+created by the first waiter, under the token's lock, so tokens nobody waits on
+(most task tokens) cost no condition variable.  ``cancel()`` marks the token
+under the same lock and then reads the event: either the waiter created it
+first (and ``cancel()`` sets it), or the waiter sees ``cancelled`` (and does
+not wait).
+
+*Linking.*  A parent holds its children in a :class:`weakref.WeakSet`: a
+long-lived parent (a worker's token, a group's) does not keep every child it
+ever had alive.  A child holds no reference to its parent.  Cancelling a token
+first marks it and its whole subtree cancelled (waking every waiter), then
+runs the callbacks, parent's first; so every callback already sees the whole
+subtree cancelled.
+
+*Locking.*  Each token's lock is held only to read and change that token's own
+fields, never while a callback runs or another token is locked: a callback may
+cancel, register on or create any token.  The weakref callbacks that drop
+collected children take no lock at all, so a garbage collection that happens
+while a lock is held cannot deadlock on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+from threadkit._errors import Cancelled
+
+__all__ = ["CancelRegistration", "CancelToken", "current_token"]
+
+logger = logging.getLogger("threadkit")
+
+Callback = Callable[[], object]
+
+
+class CancelRegistration:
+    """The handle :meth:`CancelToken.on_cancel` returns: remove the callback with it.
+
+    It is also a context manager that removes the callback on exit, for
+    "interrupt this blocking call if cancelled while inside"::
+
+        with token.on_cancel(sock.close):
+            data = sock.recv(1024)
+
+    Thread safety: :meth:`remove` may be called from any thread, any number of
+    times.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_callback", "_token")
+
+    def __init__(self, token: CancelToken | None, callback: Callable[[], object]) -> None:
+        # _token is None for a registration that was never stored: its
+        # callback already ran, or it was made on a token that never cancels.
+        self._token = token
+        self._callback = callback
+
+    def remove(self) -> bool:
+        """Unregister the callback.
+
+        Returns:
+            bool: True if the callback was removed before it started (it will
+            never run); False if it has run, or is running, already.
+
+        If the callback is running in another thread at that moment, this
+        waits until it has returned (as the destructor of C++'s
+        ``std::stop_callback`` does), so that once ``remove()`` returns the
+        callback is not running.  Called from the callback itself, or from the
+        thread running it, it does not wait.
+        """
+        token = self._token
+        if token is None:
+            return not isinstance(self, _RanAtOnce)
+        with token._lock:
+            callbacks = token._callbacks
+            if callbacks is not None and callbacks.pop(self, None) is not None:
+                return True
+            finished = token._callbacks_finished
+            canceller = token._canceller
+        if finished is not None and canceller != threading.get_ident():
+            finished.wait()
+        return False
+
+    def __enter__(self) -> CancelRegistration:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"<{CancelRegistration.__name__} of {self._callback!r}>"
+
+
+class _RanAtOnce(CancelRegistration):
+    """A registration whose callback ran inside on_cancel(): remove() says False."""
+
+    __slots__ = ()
+
+
+class CancelToken:
+    """A request to stop, checked by the code that should stop.
+
+    Python cannot interrupt a thread, so cancellation is *cooperative*: the
+    code being cancelled checks its token (``cancelled``,
+    :meth:`raise_if_cancelled`), sleeps through it (:meth:`wait` instead of
+    :func:`time.sleep`), or registers a callback that unblocks what it waits on
+    (:meth:`on_cancel`).  Code that never checks runs to completion.
+
+    Once cancelled, a token stays cancelled.
+
+    Args:
+        parent: If given, this token is its *child*: it is cancelled (with the
+            parent's reason) when the parent is, and at once if the parent is
+            already cancelled.  Cancelling a child does not affect its parent.
+            The parent does not keep its children alive.
+
+    Raises:
+        TypeError: *parent* is not a :class:`CancelToken`.
+
+    Thread safety: every method may be called from any thread.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_callbacks_finished",
+        "_cancelled",
+        "_canceller",
+        "_children",
+        "_event",
+        "_lock",
+        "_reason",
+    )
+
+    def __init__(self, *, parent: CancelToken | None = None) -> None:
+        if parent is not None and not isinstance(parent, CancelToken):
+            raise TypeError(f"parent must be a CancelToken or None, got {type(parent).__name__!r}")
+        # _lock must be held whenever any field below changes (see the module
+        # docstring for what it is never held across).
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._reason: object = None
+        self._event: threading.Event | None = None
+        # Insertion-ordered, so callbacks run in registration order.  None
+        # once the token is cancelled: registrations then run at once.
+        self._callbacks: dict[CancelRegistration, Callback] | None = None
+        self._children: weakref.WeakSet[CancelToken] | None = None
+        # Set by cancel() for the duration of the callbacks, for remove().
+        self._callbacks_finished: threading.Event | None = None
+        self._canceller: int | None = None
+        if parent is not None:
+            parent._adopt(self)
+
+    def _adopt(self, child: CancelToken) -> None:
+        with self._lock:
+            if not self._cancelled:
+                if self._children is None:
+                    self._children = weakref.WeakSet()
+                self._children.add(child)
+                return
+            reason = self._reason
+        # Nobody else can see the child yet: no waiter, no callback.
+        child._cancelled = True
+        child._reason = reason
+
+    def child(self) -> CancelToken:
+        """Return a new token that is cancelled when this one is: ``CancelToken(parent=self)``."""
+        return CancelToken(parent=self)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the token is cancelled (directly or through a parent)."""
+        return self._cancelled
+
+    @property
+    def reason(self) -> object:
+        """The *reason* passed to the :meth:`cancel` that cancelled it, else ``None``."""
+        return self._reason
+
+    def cancel(self, reason: object = None) -> bool:
+        """Cancel the token and every descendant, and run their callbacks.
+
+        First the token and all its descendants are marked cancelled and every
+        thread in :meth:`wait` on any of them is woken; then the callbacks run,
+        in *this* thread, this token's first (in registration order), then the
+        descendants'.  When ``cancel()`` returns, all of that has happened.
+
+        A callback that raises an :class:`Exception` does not stop the others:
+        the exception is logged, with its traceback, at ``ERROR`` level through
+        the ``"threadkit"`` :mod:`logging` logger.  Any other
+        :class:`BaseException` (say a ``KeyboardInterrupt``) is re-raised here
+        once the other callbacks have run.
+
+        Args:
+            reason: Any object saying why (a string is friendliest); it becomes
+                :attr:`reason` of this token and of its descendants, and of
+                the :class:`Cancelled` exceptions they raise.
+
+        Returns:
+            True if this call cancelled the token; False if it was already
+            cancelled (then nothing happens, and the first reason stays).
+        """
+        me = threading.get_ident()
+        work: list[tuple[CancelToken, list[tuple[CancelRegistration, Callback]]]] = []
+        todo: list[CancelToken] = [self]
+        while todo:
+            token = todo.pop()
+            with token._lock:
+                if token._cancelled:
+                    if token is self:
+                        return False
+                    continue
+                token._cancelled = True
+                token._reason = reason
+                event = token._event
+                callbacks = token._callbacks
+                token._callbacks = None
+                if callbacks:
+                    token._canceller = me
+                    token._callbacks_finished = threading.Event()
+                children = token._children
+                token._children = None
+                # Copied under the lock: a WeakSet must not change while it
+                # is iterated, and adopt() adds to it under this lock.
+                kids = list(children) if children else []
+            if event is not None:
+                event.set()
+            if callbacks:
+                work.append((token, list(callbacks.items())))
+            todo.extend(reversed(kids))
+        _run_callbacks(work)
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the token is cancelled or *timeout* seconds have passed.
+
+        The interruptible replacement for :func:`time.sleep`: ``if
+        token.wait(5): return`` pauses five seconds unless cancelled first.
+        It wakes as soon as :meth:`cancel` runs (no polling).
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits until cancelled.
+
+        Returns:
+            True if the token is cancelled, False if the timeout expired first.
+
+        Raises:
+            TypeError: *timeout* is not a number or ``None``.
+            ValueError: *timeout* is negative.
+        """
+        _check_timeout(timeout)
+        if self._cancelled:
+            return True
+        with self._lock:
+            if self._cancelled:
+                return True
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
+        return event.wait(timeout)
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`Cancelled` (with this token's :attr:`reason`) if the token is cancelled.
+
+        Raises:
+            Cancelled: The token is cancelled.
+        """
+        if self._cancelled:
+            raise Cancelled(self._reason)
+
+    def on_cancel(self, callback: Callable[[], object], /) -> CancelRegistration:
+        """Call ``callback()`` when the token is cancelled; at once if it already is.
+
+        The callback runs in the thread that cancels the token (see
+        :meth:`cancel` for the order and for what happens if it raises), or,
+        if the token is already cancelled, right here in the calling thread,
+        with the same error handling.  It runs at most once.  Keep it short
+        and non-blocking: unblock what the cancelled code waits on (close a
+        socket, set an event, put a sentinel on a queue).
+
+        A registration lives as long as the token: remove it when it is no
+        longer needed (or use the handle as a context manager).
+
+        Returns:
+            A :class:`CancelRegistration` whose :meth:`~CancelRegistration.remove`
+            unregisters the callback.
+
+        Raises:
+            TypeError: *callback* is not callable.
+        """
+        if not callable(callback):
+            raise TypeError(f"on_cancel() needs a callable, got {type(callback).__name__!r}")
+        registration = CancelRegistration(self, callback)
+        with self._lock:
+            if not self._cancelled:
+                if self._callbacks is None:
+                    self._callbacks = {}
+                self._callbacks[registration] = callback
+                return registration
+        _run_callbacks([(self, [(registration, callback)])], own_events=False)
+        return _RanAtOnce(None, callback)
+
+    def __repr__(self) -> str:
+        if self._cancelled:
+            return f"<{CancelToken.__name__} cancelled, reason={self._reason!r}>"
+        callbacks = len(self._callbacks or ())
+        children = len(self._children or ())
+        return (
+            f"<{CancelToken.__name__} active, {callbacks} callback{'s' * (callbacks != 1)}, "
+            f"{children} child{'ren' * (children != 1)}>"
+        )
+
+
+def _run_callbacks(
+    work: list[tuple[CancelToken, list[tuple[CancelRegistration, Callback]]]],
+    *,
+    own_events: bool = True,
+) -> None:
+    interrupt: BaseException | None = None
+    try:
+        for token, callbacks in work:
+            for _registration, callback in callbacks:
+                try:
+                    callback()
+                except Exception as exc:
+                    logger.error("cancel callback %r of %r raised", callback, token, exc_info=exc)
+                except BaseException as exc:  # re-raised once the other callbacks ran
+                    if interrupt is None:
+                        interrupt = exc
+    finally:
+        # Whatever happens, remove() must never wait forever.
+        if own_events:
+            for token, _ in work:
+                finished = token._callbacks_finished
+                if finished is not None:
+                    finished.set()
+    if interrupt is not None:
+        try:
+            raise interrupt
+        finally:
+            interrupt = None
+
+
+class _NeverCancelled(CancelToken):
+    """What current_token() returns outside any task: a token nothing can cancel."""
+
+    __slots__ = ()
+
+    def _adopt(self, child: CancelToken) -> None:
+        # Its children could never be cancelled through it; tracking them
+        # would only make every thread contend on one lock.
+        pass
+
+    def cancel(self, reason: object = None) -> bool:
+        raise RuntimeError(
+            "cannot cancel the token current_token() returns outside any task; "
+            "create a CancelToken() to cancel"
+        )
+
+    def on_cancel(self, callback: Callback, /) -> CancelRegistration:
+        if not callable(callback):
+            raise TypeError(f"on_cancel() needs a callable, got {type(callback).__name__!r}")
+        # Never stored: it could never run, and would live forever.
+        return CancelRegistration(None, callback)
+
+    def __repr__(self) -> str:
+        return f"<{CancelToken.__name__} never cancelled (no task runs in this thread)>"
+
+
+_NEVER = _NeverCancelled()
+
+_local = threading.local()
+
+
+def current_token() -> CancelToken:
+    """Return the cancel token of the task running in this thread.
+
+    * In a task started by :func:`spawn` or :meth:`TaskGroup.spawn`: the
+      task's :attr:`Task.token`.
+    * In the ``with`` block of a :class:`TaskGroup`: the group's
+      :attr:`TaskGroup.token` (restored when the block ends).
+    * In a request running in a :class:`ResourceWorker`'s owner thread: the
+      worker's token, which :meth:`ResourceWorker.shutdown` cancels.
+    * Anywhere else: a token that is never cancelled, so that code written
+      for tasks (``current_token().raise_if_cancelled()``,
+      ``current_token().wait(5)``) also runs unchanged outside them, instead
+      of every caller testing for ``None``.  Its :meth:`~CancelToken.cancel`
+      raises :class:`RuntimeError`: cancelling it could stop nothing.
+
+    .. versionadded:: 0.1
+    """
+    token: CancelToken | None = getattr(_local, "token", None)
+    return _NEVER if token is None else token
+
+
+@contextlib.contextmanager
+def _bind_token(token: CancelToken) -> Iterator[CancelToken]:
+    """Make *token* this thread's :func:`current_token` inside the block, then restore the previous.
+
+    Private: used by the task runner, TaskGroup's ``with`` block, and the
+    resource worker's owner loop (bind once around the whole loop, not per
+    request).
+    """
+    if not isinstance(token, CancelToken):
+        raise TypeError(f"token must be a CancelToken, got {type(token).__name__!r}")
+    previous = getattr(_local, "token", None)
+    _local.token = token
+    try:
+        yield token
+    finally:
+        _local.token = previous
+
+
+def _check_timeout(timeout: object, what: str = "timeout") -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{what} must be a number or None, got {type(timeout).__name__!r}")
+    if timeout < 0:
+        raise ValueError(f"{what} must be >= 0, got {timeout}")

@@ -49,6 +49,7 @@ from concurrent.futures import CancelledError, Future, InvalidStateError
 from types import MappingProxyType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token
 from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
@@ -500,6 +501,14 @@ def _run(core: _Core[Any]) -> None:
 def _own(core: _Core[Any]) -> None:
     """The owner thread: open, serve the mailbox in order, close."""
     core.owner_ident = threading.get_ident()
+    _waits.register_owner(f"worker {core.name!r}")
+    try:
+        _serve_mailbox(core)
+    finally:
+        _waits.forget_owner()
+
+
+def _serve_mailbox(core: _Core[Any]) -> None:
     try:
         resource = core.open()
     except BaseException as exc:  # re-raised by start() in the starting thread
@@ -617,6 +626,7 @@ class _Face:
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__!r}")
         future: LazyFuture[Any] = LazyFuture()
+        future._owner = core
         core.put_accepted(self._put, (future, fn, kwargs or _NO_KWARGS, *args), "submit to")
         return future
 
@@ -807,10 +817,17 @@ class ResourceWorker(_Face, Generic[R]):
 
     **Thread safety.**  Every method may be called from any thread, including
     the owner thread, except :meth:`call`, which raises :class:`DeadlockError`
-    there (the request could only run after the call returned).  A
-    ``Future.result()`` on a pending request, made from the owner thread,
-    would wait forever in the same way: use :meth:`submit` without waiting, or
-    call the function on the resource directly.
+    there (the request could only run after the call returned); so does
+    ``result()`` (without a timeout) on a pending future of this worker, made
+    from the owner thread.  Use :meth:`submit` without waiting, or call the
+    function on the resource directly.
+
+    **Deadlocks between workers.**  A ``call()`` (or ``result()`` without a
+    timeout on a worker's future, or a wait for a :class:`Task`) that would
+    close a cycle of threads waiting for each other (the owner of worker A
+    calls into B while B's owner is blocked calling into A, or any longer
+    cycle) raises :class:`DeadlockError` naming the whole cycle, at once,
+    instead of hanging.  The request is not queued.
 
     **Waiting with a timeout.**  ``call`` has no timeout of its own (its keyword
     arguments belong to *fn*); ``worker.submit(fn, ...).result(timeout=5)`` is
@@ -1003,13 +1020,19 @@ class ResourceWorker(_Face, Generic[R]):
             raise core.refuse("call")
         if not callable(fn):
             raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
-        slot = _CallSlot()
-        core.put_accepted(self._put, (slot, fn, kwargs or _NO_KWARGS, *args), "call")
+        # Recorded before the request is queued: if it would close a cycle of
+        # workers waiting for each other, nothing has been queued yet.
+        _waits.wait_begins(core.owner_ident, f"call() on worker {core.name!r}")
         try:
-            slot.done.acquire()
-        except BaseException:  # interrupted while waiting: withdraw if not started
-            _claim(slot)
-            raise
+            slot = _CallSlot()
+            core.put_accepted(self._put, (slot, fn, kwargs or _NO_KWARGS, *args), "call")
+            try:
+                slot.done.acquire()
+            except BaseException:  # interrupted while waiting: withdraw if not started
+                _claim(slot)
+                raise
+        finally:
+            _waits.wait_ends()
         if slot.cancelled:
             raise CancelledError(f"worker {core.name!r} was shut down before this call ran")
         exc = slot.exception

@@ -148,9 +148,7 @@ def test_result_on_another_workers_future_that_waits_for_us_raises() -> None:
         a.shutdown()
         b.shutdown()
     assert errors
-    assert all(
-        chain_of(e) in rotations(["worker 'a'", "worker 'b'", "worker 'a'"]) for e in errors
-    )
+    assert all(chain_of(e) in rotations(["worker 'a'", "worker 'b'", "worker 'a'"]) for e in errors)
 
 
 def test_a_task_and_a_worker_waiting_for_each_other_raise_instead_of_hanging() -> None:
@@ -178,6 +176,4 @@ def test_a_task_and_a_worker_waiting_for_each_other_raise_instead_of_hanging() -
         holder["w"] = w
         w.call(request)
     assert errors
-    assert all(
-        chain_of(e) in rotations(["worker 'w'", "task 't'", "worker 'w'"]) for e in errors
-    )
+    assert all(chain_of(e) in rotations(["worker 'w'", "task 't'", "worker 'w'"]) for e in errors)

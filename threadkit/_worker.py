@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import queue
 import threading
 import warnings
@@ -177,6 +178,7 @@ class _Core(Generic[R]):
         self._orphans: dict[int, Any] = {}
         self.face_ref: weakref.ref[Any] | None = None
         self.warn_if_collected = True
+        self.forked = False
         # Cancelled when shutdown begins; requests see it as current_token().
         self.token = CancelToken()
         # The error a request gets when the owner thread never opened the
@@ -187,6 +189,11 @@ class _Core(Generic[R]):
 
     def refuse(self, what: str) -> BaseException:
         """The error for a request made while not accepting."""
+        if self.forked:
+            return WorkerClosed(
+                f"cannot {what} worker {self.name!r} in a forked child process: "
+                "its owner thread exists only in the parent; create a new worker here"
+            )
         if self.state == _NEW:
             return WorkerClosed(
                 f"cannot {what} worker {self.name!r} before start(); "
@@ -814,6 +821,9 @@ class ResourceWorker(_Face, Generic[R]):
        is emitted.  (A subclass that overrides :meth:`open` or :meth:`close` is
        referenced by its own thread, so it lives until shutdown or exit.)
     7. *Backpressure.*  See *maxsize* and *put_timeout*.
+    8. *fork().*  In a child process made by :func:`os.fork`, an inherited
+       worker has no owner thread: its requests raise :class:`WorkerClosed`
+       and its ``shutdown()`` returns at once.  The parent is unaffected.
 
     **Thread safety.**  Every method may be called from any thread, including
     the owner thread, except :meth:`call`, which raises :class:`DeadlockError`
@@ -1116,6 +1126,27 @@ class ResourceWorker(_Face, Generic[R]):
             # do it now, so that it cannot start in between.
             future.cancel()
             raise
+
+
+def _after_fork_in_child() -> None:
+    """Make every inherited worker refuse requests: its owner thread did not fork."""
+    for core in list(_live_cores):
+        # Another parent thread may have held these at fork time; the copies
+        # would stay locked forever in the child.
+        core._state_lock = threading.Lock()
+        core._orphan_lock = threading.Lock()
+        core.forked = True
+        core.accepting = False
+        core.stop_requested = True
+        core.stopped = True
+        core.state = _CLOSED
+        core.finished = threading.Event()
+        core.finished.set()
+    _waits.forget_all()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _at_interpreter_exit() -> None:

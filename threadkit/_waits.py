@@ -63,6 +63,8 @@ def wait_begins(target: int | None, what: str) -> None:
         return
     me = threading.get_ident()
     _waiting[me] = target
+    if target != me and target not in _waiting:
+        return  # the common case: the thread we wait for is not blocked on anyone
     path = [me, target]
     node: int | None = target
     for _ in range(len(_waiting)):

@@ -434,7 +434,19 @@ def _execute(core: _Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> N
         except BaseException as exc:  # routed to the error hook
             core.report(exc, f"post({_describe(item[1])})")
         return
-    if not _claim(item[0]):
+    tag = item[0]
+    if type(tag) is _CallSlot:  # call(): the round trip, kept free of calls too
+        try:
+            tag.claim.pop()
+        except IndexError:
+            return  # the caller gave up (interrupted) before it started
+        try:
+            tag.result = item[1](*pre, *item[3:], **item[2])
+        except BaseException as exc:  # delivered to the caller of call()
+            tag.exception = exc
+        tag.done.release()
+        return
+    if not _claim(tag):
         return
     try:
         result = item[1](*pre, *item[3:], **item[2])

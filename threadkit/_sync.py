@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from threadkit import checks
 from threadkit._errors import DeadlockError, LockOwnershipError, LockTimeoutError
+from threadkit.checks import _EMPTY, _local, _out, _waiting
 
 __all__ = [
     "BoundedSemaphore",
@@ -171,6 +172,11 @@ class _LockTracker:
     ``owner`` and ``since`` are written only by the thread that holds
     ``lock``, right after acquiring it and right before releasing it; other
     threads read them only for reports, where a stale value is harmless.
+    ``order`` says whether the lock takes part in lock-order and ownership
+    checks (checks were on when it was created).
+
+    The methods are the hot path of a checked lock: they inline what they
+    could call, because each Python call costs as much as the C lock itself.
     """
 
     __slots__ = ("key", "label", "lock", "order", "owner", "raise_on_timeout", "since")
@@ -188,30 +194,41 @@ class _LockTracker:
         if timeout != -1:
             _check_timeout_args(blocking, timeout)
         me = get_ident()
-        if self.order and blocking:
+        if not self.order:
+            if self.lock.acquire(False) or (blocking and self._wait(me, timeout)):
+                self.owner = me
+                self.since = monotonic()
+                return True
+            return False
+        try:
+            held: list[int] = _local.held
+        except AttributeError:
+            held = _local.held = []
+        if blocking:
             if self.owner == me and timeout == -1:
                 raise DeadlockError(
                     f"acquiring {self.label} again in the thread that holds it would wait "
                     "forever; use an RLock, or pass a timeout"
                 )
-            held = checks._held()
-            if held:
-                checks._check_order(self.key, held)
+            key = self.key
+            for h in held:
+                if key not in _out.get(h, _EMPTY) and h != key:
+                    checks._check_order(key, held)
+                    break
         if self.lock.acquire(False) or (blocking and self._wait(me, timeout)):
             self.owner = me
             self.since = monotonic()
-            if self.order:
-                checks._held().append(self.key)
+            held.append(self.key)
             return True
         return False
 
     def _wait(self, me: int, timeout: float) -> bool:
         if self.order:
-            checks._waiting[me] = (self.key, monotonic())
+            _waiting[me] = (self.key, monotonic())
             try:
                 got = self.lock.acquire(True, timeout)
             finally:
-                del checks._waiting[me]
+                del _waiting[me]
         else:
             got = self.lock.acquire(True, timeout)
         if not got and self.raise_on_timeout:
@@ -228,20 +245,27 @@ class _LockTracker:
             )
         return f"timed out after {timeout:g} s acquiring {self.label}: {holder}"
 
-    def _check_owner(self, me: int) -> None:
-        owner = self.owner
-        if owner != me and owner is not None and self.order:
-            raise LockOwnershipError(
-                f"cannot release {self.label}: it is held by thread "
-                f"{checks._thread_name(owner)!r}, not by this thread"
-            )
+    def _not_owner(self, owner: int) -> LockOwnershipError:
+        return LockOwnershipError(
+            f"cannot release {self.label}: it is held by thread "
+            f"{checks._thread_name(owner)!r}, not by this thread"
+        )
 
     def release(self) -> None:
-        self._check_owner(get_ident())
-        if self.order and self.owner is not None:
-            _unhold(self.key)
+        if self.order:
+            owner = self.owner
+            if owner != get_ident():
+                if owner is None:
+                    raise RuntimeError("release unlocked lock")
+                raise self._not_owner(owner)
+            held: list[int] = _local.held
+            key = self.key
+            if held[-1] == key:
+                held.pop()
+            else:
+                held.remove(key)
         self.owner = None
-        # Raises the stdlib's "release unlocked lock" if it is not held.
+        # Without checks: raises the stdlib's "release unlocked lock" if free.
         self.lock.release()
 
     def exit(self, *exc_info: object) -> None:
@@ -255,14 +279,14 @@ class _LockTracker:
 
     def acquire_restore(self, _state: Any) -> None:
         # The re-acquisition at the end of Condition.wait(): no edge is
-        # recorded (Condition.wait checked the order before waiting).
+        # recorded (threadkit's Condition.wait checked the order up front).
         me = get_ident()
         if not self.lock.acquire(False):
             self._wait(me, -1)
         self.owner = me
         self.since = monotonic()
         if self.order:
-            checks._held().append(self.key)
+            _held().append(self.key)
 
     def at_fork_reinit(self) -> None:
         # In the child only the forking thread is left: forget the old holder.
@@ -291,36 +315,53 @@ class _RLockTracker(_LockTracker):
         if self.owner == me:
             self.count += 1  # re-entry: it cannot wait, so it is no edge
             return True
-        if self.order and blocking:
-            held = checks._held()
-            if held:
-                checks._check_order(self.key, held)
+        if not self.order:
+            if self.lock.acquire(False) or (blocking and self._wait(me, timeout)):
+                self.owner = me
+                self.count = 1
+                self.since = monotonic()
+                return True
+            return False
+        try:
+            held: list[int] = _local.held
+        except AttributeError:
+            held = _local.held = []
+        if blocking:
+            key = self.key
+            for h in held:
+                if key not in _out.get(h, _EMPTY):
+                    checks._check_order(key, held)
+                    break
         if self.lock.acquire(False) or (blocking and self._wait(me, timeout)):
             self.owner = me
             self.count = 1
             self.since = monotonic()
-            if self.order:
-                checks._held().append(self.key)
+            held.append(self.key)
             return True
         return False
 
     def _check_held(self, me: int) -> None:
         owner = self.owner
-        if owner == me:
-            return
-        if owner is None:
-            raise RuntimeError("cannot release un-acquired lock")
-        raise LockOwnershipError(
-            f"cannot release {self.label}: it is held by thread "
-            f"{checks._thread_name(owner)!r}, not by this thread"
-        )
+        if owner != me:
+            if owner is None:
+                raise RuntimeError("cannot release un-acquired lock")
+            raise self._not_owner(owner)
 
     def release(self) -> None:
-        self._check_held(get_ident())
+        owner = self.owner
+        if owner != get_ident():
+            if owner is None:
+                raise RuntimeError("cannot release un-acquired lock")
+            raise self._not_owner(owner)
         self.count -= 1
         if not self.count:
             if self.order:
-                _unhold(self.key)
+                held: list[int] = _local.held
+                key = self.key
+                if held[-1] == key:
+                    held.pop()
+                else:
+                    held.remove(key)
             self.owner = None
             self.lock.release()
 
@@ -346,8 +387,16 @@ class _RLockTracker(_LockTracker):
         self.count = 0
 
 
+def _held() -> list[int]:
+    try:
+        held: list[int] = _local.held
+    except AttributeError:
+        held = _local.held = []
+    return held
+
+
 def _unhold(key: int) -> None:
-    held = checks._held()
+    held = _held()
     if held and held[-1] == key:
         held.pop()
     elif key in held:
@@ -657,7 +706,7 @@ def _precheck_wait(lock: object) -> None:
     t = lock._tracker
     if t is None or not t.order or t.owner != get_ident():
         return
-    others = [k for k in checks._held() if k != t.key]
+    others = [k for k in _held() if k != t.key]
     if others:
         checks._check_order(t.key, others)
 

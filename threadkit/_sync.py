@@ -101,22 +101,24 @@ class LockStatistics:
     Fields that only a checked lock knows are ``None`` for a lock created with
     checks off.
 
+    Attributes:
+        name: The lock's name, or ``None``.
+        locked: Whether some thread holds the lock.
+        count: How many times the holder has acquired it (0 or 1 for a :class:`Lock`).
+        owner: The name of the thread that holds it; ``None`` if free or not known.
+        held_for: Seconds since the holder acquired it; ``None`` if free or not tracked.
+        waiting: How many threads are blocked acquiring it; ``None`` if not checked.
+        checked: Whether the lock takes part in lock-order and ownership checks.
+
     .. versionadded:: 0.1
     """
 
-    #: The lock's name, or ``None``.
     name: str | None
-    #: Whether some thread holds the lock.
     locked: bool
-    #: How many times the holder has acquired it (0 or 1 for a :class:`Lock`).
     count: int
-    #: The name of the thread that holds it; ``None`` if free or not known.
     owner: str | None
-    #: Seconds since the holder acquired it; ``None`` if free or not tracked.
     held_for: float | None
-    #: How many threads are blocked acquiring it; ``None`` if not checked.
     waiting: int | None
-    #: Whether the lock takes part in lock-order and ownership checks.
     checked: bool
 
 
@@ -124,14 +126,16 @@ class LockStatistics:
 class ConditionStatistics:
     """A snapshot of a :class:`Condition`, from :meth:`Condition.statistics`.
 
+    Attributes:
+        name: The condition's name, or ``None``.
+        waiting: How many threads are inside :meth:`~threading.Condition.wait` (notified or not).
+        lock: The statistics of its lock, if it is a threadkit lock.
+
     .. versionadded:: 0.1
     """
 
-    #: The condition's name, or ``None``.
     name: str | None
-    #: How many threads are inside :meth:`~threading.Condition.wait` (notified or not).
     waiting: int
-    #: The statistics of its lock, if it is a threadkit lock.
     lock: LockStatistics | None
 
 
@@ -139,14 +143,16 @@ class ConditionStatistics:
 class SemaphoreStatistics:
     """A snapshot of a :class:`Semaphore` or :class:`BoundedSemaphore`.
 
+    Attributes:
+        name: The semaphore's name, or ``None``.
+        value: The counter: how many ``acquire()`` calls would succeed at once.
+        bound: The initial value a :class:`BoundedSemaphore` may not exceed; ``None`` if unbounded.
+
     .. versionadded:: 0.1
     """
 
-    #: The semaphore's name, or ``None``.
     name: str | None
-    #: The counter: how many ``acquire()`` calls would succeed at once.
     value: int
-    #: The initial value a :class:`BoundedSemaphore` may not exceed; ``None`` if unbounded.
     bound: int | None
 
 
@@ -154,12 +160,14 @@ class SemaphoreStatistics:
 class EventStatistics:
     """A snapshot of an :class:`Event`, from :meth:`Event.statistics`.
 
+    Attributes:
+        name: The event's name, or ``None``.
+        is_set: Whether the flag is set.
+
     .. versionadded:: 0.1
     """
 
-    #: The event's name, or ``None``.
     name: str | None
-    #: Whether the flag is set.
     is_set: bool
 
 

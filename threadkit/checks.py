@@ -7,23 +7,27 @@ that takes two locks in opposite orders in two places.  This module turns
 those bugs into immediate errors in the run that *could* have deadlocked,
 whatever the timing was.
 
-Prior art
----------
+.. rubric:: Prior art
+
 *Linux lockdep* (Ingo Molnar, 2006) is the model.  It records, for every
 acquisition made while other locks are held, an edge "held before acquired"
 in a global graph of lock *classes*, and reports the acquisition that would
 close a cycle, with the stack of the first acquisition of each edge.  It
 proves, after the fact of one harmless run, that another interleaving would
 have hung.  *Abseil's* ``Mutex`` does the same in user space
-(``absl::SetMutexDeadlockDetectionMode``): a graph of mutex *instances*,
-cycles found with a bounded depth-first search, the stacks of the acquisitions
-that made each edge; it removes a mutex from the graph when it is destroyed.
+(``absl::SetMutexDeadlockDetectionMode``): a graph of mutex *instances*, kept
+in a dynamically maintained topological order (Pearce and Kelly's algorithm)
+so that an edge agreeing with the order costs little and one disagreeing
+searches only the region it could disorder; it reports the stacks of the
+acquisitions that made each edge, and forgets a mutex when it is destroyed.
+Some research tools label each edge with its thread and ignore cycles made by
+one thread alone, which cannot deadlock as the program stands.
 Go's runtime and Java's ``ThreadMXBean.findDeadlocks`` detect only deadlocks
 that have already happened (every goroutine asleep, a cycle among blocked
 threads); useful for diagnosis, too late for a test suite.
 
-What threadkit does, and the trade-offs
----------------------------------------
+.. rubric:: What threadkit does, and the trade-offs
+
 *Instances, not classes.*  lockdep groups locks by the place they were
 created, so that a million inode locks share one node; that finds more bugs
 (two different inodes taken in opposite orders) but needs annotations to
@@ -40,10 +44,19 @@ new edge ``H -> L`` closes a cycle exactly when ``H`` is already reachable
 from ``L``; a breadth-first search finds the shortest such path, and
 :class:`~threadkit.LockOrderError` is raised at once, naming every lock of the
 cycle and where each edge was first recorded (file, line, thread).  Cycles of
-any length are found, not only pairs.  The search runs only when an edge is
-*new*; the common case, an order already seen, costs a dictionary lookup per
-held lock and no lock at all.  Edges are recorded before the thread blocks,
-so the inverted order is caught even when this run's timing was harmless.
+any length are found, not only pairs.  Edges are recorded before the thread
+blocks, so the inverted order is caught even when this run's timing was
+harmless.
+
+*A breadth-first search, on new edges only.*  Simpler than Abseil's
+incremental order, and as fast where it matters: after a program's first
+moments almost every acquisition repeats an order already recorded, which
+costs a dictionary lookup per held lock and takes no lock at all.
+
+*One thread's cycle is still a cycle.*  Like lockdep, threadkit reports a
+cycle even when a single thread recorded all of its edges: the code paths one
+thread runs today, two threads run tomorrow, and a test suite is often
+single-threaded where production is not.
 
 *What is an edge.*  Re-entering an :class:`~threadkit.RLock` the thread
 already holds is not an edge (it cannot wait).  A non-blocking
@@ -68,6 +81,13 @@ only with checks on (use a :class:`~threadkit.Semaphore` for hand-off).
 Acquiring a non-reentrant lock the thread already holds, blocking and without
 a timeout, would wait forever: it raises :class:`~threadkit.DeadlockError`.
 
+*Timeouts with a story* are a per-lock option, ``raise_on_timeout=True``,
+not a global setting: whether a timed-out acquisition is an error or an
+expected answer is the design of the code that owns the lock.  Such a lock
+raises :class:`~threadkit.LockTimeoutError` naming the holder and how long it
+has held the lock; it records its holder even with checks off (at the cost of
+a checked lock, without the graph).
+
 *Cost.*  Checks are off by default, and a lock created with checks off binds
 the methods of the underlying C lock to itself: ``acquire``, ``release`` and
 ``with`` run at the speed of :class:`threading.Lock`.  A lock created with
@@ -85,8 +105,8 @@ test suite's ``conftest.py``.
 ``Thread.join``, and locks of the :mod:`threading` module (threadkit cannot
 see them).  Waits between threadkit's workers are a separate check.
 
-The registry
-------------
+.. rubric:: The registry
+
 Every checked lock is registered here while it lives (weakly), together with
 which thread holds it and which threads wait for it and since when, so that a
 report of a hung program can say who holds what and who waits for whom.

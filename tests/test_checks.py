@@ -122,6 +122,23 @@ def test_the_environment_variable_enables_checks_at_import(
     assert out.stdout.strip() == expected
 
 
+def test_a_forked_child_can_use_the_graph_even_if_the_parent_held_its_lock() -> None:
+    code = (
+        "import os, sys\n"
+        "from threadkit import checks\n"
+        "checks._graph_lock.acquire()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    checks._graph_size()\n"
+        "    os._exit(0)\n"
+        "checks._graph_lock.release()\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], env=env, timeout=WAIT * 3, check=True)
+
+
 def test_locks_created_with_checks_off_ignore_the_lock_order(checks_off: None) -> None:
     a, b = threadkit.Lock(), threadkit.Lock()
     with a, b:

@@ -36,7 +36,9 @@ class DeadlockError(RuntimeError):
 
     For example, :meth:`~threadkit.ResourceWorker.call` made from the worker's own
     owner thread would wait for a request that can only run after the call
-    returns.
+    returns; and, with checks enabled, a blocking ``acquire()`` of a
+    :class:`~threadkit.Lock` by the thread that already holds it would wait for
+    itself.
 
     .. versionadded:: 0.1
     """

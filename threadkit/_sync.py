@@ -34,11 +34,10 @@ import re
 import threading
 from _thread import RLock as _CRLock
 from _thread import allocate_lock, get_ident
-from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from threadkit import checks
 from threadkit._errors import DeadlockError, LockOwnershipError, LockTimeoutError
@@ -58,11 +57,11 @@ __all__ = [
 ]
 
 
-class _Acquire(Protocol):
-    def __call__(self, blocking: bool = True, timeout: float = -1) -> bool: ...
-
-
-_Exit = Callable[[type[BaseException] | None, BaseException | None, TracebackType | None], None]
+def _bind(obj: object, **methods: object) -> None:
+    # The behaviour slots of Lock and RLock.  Through setattr, because type
+    # checkers see those names as methods (declared under TYPE_CHECKING).
+    for name, method in methods.items():
+        setattr(obj, name, method)
 
 
 def _check_name(name: str | None) -> None:
@@ -503,15 +502,23 @@ class Lock:
     _name: str | None
     _lock: Any
     _tracker: _LockTracker | None
-    acquire: _Acquire
-    release: Callable[[], None]
-    locked: Callable[[], bool]
-    __enter__: Callable[[], bool]
-    __exit__: _Exit
-    _is_owned: Callable[[], bool]
-    _release_save: Callable[[], Any]
-    _acquire_restore: Callable[[Any], None]
-    _at_fork_reinit: Callable[[], None]
+    if TYPE_CHECKING:
+        # What the slots hold, as type checkers should see it: methods.
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+        def release(self) -> None: ...
+        def locked(self) -> bool: ...
+        def __enter__(self) -> bool: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+            /,
+        ) -> None: ...
+        def _is_owned(self) -> bool: ...
+        def _release_save(self) -> Any: ...
+        def _acquire_restore(self, state: Any, /) -> None: ...
+        def _at_fork_reinit(self) -> None: ...
 
     def __init__(self, *, name: str | None = None, raise_on_timeout: bool = False) -> None:
         _check_name(name)
@@ -523,28 +530,35 @@ class Lock:
                 label, key, order=order, raise_on_timeout=raise_on_timeout
             )
             self._lock = t.lock
-            self.acquire = t.acquire
-            self.release = t.release
-            self.__enter__ = t.acquire
-            self.__exit__ = t.exit
-            self._is_owned = t.is_owned
-            self._release_save = t.release_save
-            self._acquire_restore = t.acquire_restore
-            self._at_fork_reinit = t.at_fork_reinit
+            _bind(
+                self,
+                acquire=t.acquire,
+                release=t.release,
+                locked=t.lock.locked,
+                __enter__=t.acquire,
+                __exit__=t.exit,
+                _is_owned=t.is_owned,
+                _release_save=t.release_save,
+                _acquire_restore=t.acquire_restore,
+                _at_fork_reinit=t.at_fork_reinit,
+            )
         else:
             self._tracker = None
             lock: Any = allocate_lock()
             self._lock = lock
-            self.acquire = lock.acquire
-            self.release = lock.release
-            self.__enter__ = lock.__enter__
-            self.__exit__ = lock.__exit__
-            # threading.Condition falls back to these for a plain lock too.
-            self._is_owned = functools.partial(_plain_is_owned, lock)
-            self._release_save = lock.release
-            self._acquire_restore = functools.partial(_plain_acquire_restore, lock)
-            self._at_fork_reinit = lock._at_fork_reinit
-        self.locked = self._lock.locked
+            _bind(
+                self,
+                acquire=lock.acquire,
+                release=lock.release,
+                locked=lock.locked,
+                __enter__=lock.__enter__,
+                __exit__=lock.__exit__,
+                # What threading.Condition falls back to for a plain lock.
+                _is_owned=functools.partial(_plain_is_owned, lock),
+                _release_save=lock.release,
+                _acquire_restore=functools.partial(_plain_acquire_restore, lock),
+                _at_fork_reinit=lock._at_fork_reinit,
+            )
 
     @property
     def name(self) -> str | None:
@@ -620,15 +634,23 @@ class RLock:
     _name: str | None
     _lock: Any
     _tracker: _LockTracker | None
-    acquire: _Acquire
-    release: Callable[[], None]
-    __enter__: Callable[[], bool]
-    __exit__: _Exit
-    _is_owned: Callable[[], bool]
-    _release_save: Callable[[], Any]
-    _acquire_restore: Callable[[Any], None]
-    _recursion_count: Callable[[], int]
-    _at_fork_reinit: Callable[[], None]
+    if TYPE_CHECKING:
+        # What the slots hold, as type checkers should see it: methods.
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+        def release(self) -> None: ...
+        def __enter__(self) -> bool: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+            /,
+        ) -> None: ...
+        def _is_owned(self) -> bool: ...
+        def _release_save(self) -> Any: ...
+        def _acquire_restore(self, state: Any, /) -> None: ...
+        def _recursion_count(self) -> int: ...
+        def _at_fork_reinit(self) -> None: ...
 
     def __init__(self, *, name: str | None = None, raise_on_timeout: bool = False) -> None:
         _check_name(name)
@@ -640,28 +662,34 @@ class RLock:
                 label, key, order=order, raise_on_timeout=raise_on_timeout
             )
             self._lock = t.lock
-            self.acquire = t.acquire
-            self.release = t.release
-            self.__enter__ = t.acquire
-            self.__exit__ = t.exit
-            self._is_owned = t.is_owned
-            self._release_save = t.release_save
-            self._acquire_restore = t.acquire_restore
-            self._recursion_count = t.recursion_count
-            self._at_fork_reinit = t.at_fork_reinit
+            _bind(
+                self,
+                acquire=t.acquire,
+                release=t.release,
+                __enter__=t.acquire,
+                __exit__=t.exit,
+                _is_owned=t.is_owned,
+                _release_save=t.release_save,
+                _acquire_restore=t.acquire_restore,
+                _recursion_count=t.recursion_count,
+                _at_fork_reinit=t.at_fork_reinit,
+            )
         else:
             self._tracker = None
             lock: Any = _CRLock()
             self._lock = lock
-            self.acquire = lock.acquire
-            self.release = lock.release
-            self.__enter__ = lock.__enter__
-            self.__exit__ = lock.__exit__
-            self._is_owned = lock._is_owned
-            self._release_save = lock._release_save
-            self._acquire_restore = lock._acquire_restore
-            self._recursion_count = lock._recursion_count
-            self._at_fork_reinit = lock._at_fork_reinit
+            _bind(
+                self,
+                acquire=lock.acquire,
+                release=lock.release,
+                __enter__=lock.__enter__,
+                __exit__=lock.__exit__,
+                _is_owned=lock._is_owned,
+                _release_save=lock._release_save,
+                _acquire_restore=lock._acquire_restore,
+                _recursion_count=lock._recursion_count,
+                _at_fork_reinit=lock._at_fork_reinit,
+            )
 
     @property
     def name(self) -> str | None:

@@ -215,6 +215,18 @@ _INTERNAL_FILES = {
 }
 
 
+def _after_fork_in_child() -> None:
+    # Only the forking thread survives a fork: a graph lock another thread held
+    # would never be released, and the other threads' waits are gone.
+    global _graph_lock
+    _graph_lock = threading.Lock()
+    _waiting.clear()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _held() -> list[int]:
     try:
         held: list[int] = _local.held

@@ -27,19 +27,27 @@ except ImportError:  # pragma: no cover - a Python without its test package
     lock_tests = None
 
 
-def checked(factory: Callable[..., Any]) -> Callable[..., Any]:
-    """``factory``, called with checks enabled (and the global mode restored)."""
+def with_checks(factory: Callable[..., Any], *, on: bool) -> Callable[..., Any]:
+    """``factory``, called with checks on or off (and the global mode restored)."""
 
     def make(*args: Any, **kwargs: Any) -> Any:
         was = checks.enabled()
-        checks.enable()
+        checks.enable() if on else checks.disable()
         try:
             return factory(*args, **kwargs)
         finally:
-            if not was:
-                checks.disable()
+            checks.enable() if was else checks.disable()
 
     return make
+
+
+def checked(factory: Callable[..., Any]) -> Callable[..., Any]:
+    return with_checks(factory, on=True)
+
+
+def unchecked(factory: Callable[..., Any]) -> Callable[..., Any]:
+    # Not the bare class: the suite may run under THREADKIT_CHECKS=1.
+    return with_checks(factory, on=False)
 
 
 if lock_tests is None:  # pragma: no cover
@@ -53,7 +61,7 @@ else:
     _HANDOFF = "a checked Lock raises LockOwnershipError when another thread releases it"
 
     class TestLockChecksOff(lock_tests.LockTests):  # type: ignore[misc]
-        locktype = staticmethod(threadkit.Lock)
+        locktype = staticmethod(unchecked(threadkit.Lock))
 
     class TestLockChecksOn(lock_tests.LockTests):  # type: ignore[misc]
         locktype = staticmethod(checked(threadkit.Lock))
@@ -65,13 +73,13 @@ else:
         def test_different_thread(self) -> None: ...
 
     class TestRLockChecksOff(lock_tests.RLockTests):  # type: ignore[misc]
-        locktype = staticmethod(threadkit.RLock)
+        locktype = staticmethod(unchecked(threadkit.RLock))
 
     class TestRLockChecksOn(lock_tests.RLockTests):  # type: ignore[misc]
         locktype = staticmethod(checked(threadkit.RLock))
 
     class TestConditionChecksOff(lock_tests.ConditionTests):  # type: ignore[misc]
-        condtype = staticmethod(threadkit.Condition)
+        condtype = staticmethod(unchecked(threadkit.Condition))
 
     class TestConditionChecksOn(lock_tests.ConditionTests):  # type: ignore[misc]
         condtype = staticmethod(checked(threadkit.Condition))

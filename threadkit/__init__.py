@@ -11,6 +11,7 @@ from types import ModuleType
 
 from threadkit import checks
 from threadkit._cancel import CancelRegistration, CancelToken, current_token
+from threadkit._dump import dump, dump_path, install_dump_handler
 from threadkit._errors import (
     BatchError,
     Cancelled,
@@ -66,6 +67,9 @@ __all__ = [
     "WorkerClosed",
     "checks",
     "current_token",
+    "dump",
+    "dump_path",
+    "install_dump_handler",
     "spawn",
 ]
 

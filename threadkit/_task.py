@@ -364,6 +364,11 @@ def _call(
         return _FAILED, exc
 
 
+# Every task and entered group still referenced somewhere, for threadkit.dump().
+_live_tasks: weakref.WeakSet[Task[Any]] = weakref.WeakSet()
+_live_groups: weakref.WeakSet[TaskGroup] = weakref.WeakSet()
+
+
 def _run(
     task: Task[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
@@ -421,6 +426,7 @@ def _start(
     if "token" not in kwargs and _accepts_token(fn):
         kwargs["token"] = token
     task: Task[T] = Task(name, token, group)
+    _live_tasks.add(task)
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
     if group is not None:
@@ -679,6 +685,7 @@ class TaskGroup:
             if self._state != _NEW:
                 raise RuntimeError(f"task group {self._name!r} can only be entered once")
             self._state = _OPEN
+        _live_groups.add(self)
         binding = _bind_token(self._token)
         binding.__enter__()
         self._binding = binding

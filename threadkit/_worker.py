@@ -47,6 +47,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future, InvalidStateError
+from time import monotonic
 from types import MappingProxyType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -179,6 +180,10 @@ class _Core(Generic[R]):
         self.face_ref: weakref.ref[Any] | None = None
         self.warn_if_collected = True
         self.forked = False
+        # The request the owner thread is running (None when idle) and the
+        # time.monotonic() at which it started; read racily by dump().
+        self.current: tuple[Any, ...] | None = None
+        self.since = 0.0
         # Cancelled when shutdown begins; requests see it as current_token().
         self.token = CancelToken()
         # The error a request gets when the owner thread never opened the
@@ -544,6 +549,9 @@ def _serve_mailbox(core: _Core[Any]) -> None:
             item = get()
             if item is _STOP:
                 break
+            # What runs now and since when, for threadkit.dump().
+            core.current = item
+            core.since = monotonic()
             if not batching:
                 if item[0] is None:  # post(), inlined for speed; see _execute
                     try:
@@ -554,6 +562,7 @@ def _serve_mailbox(core: _Core[Any]) -> None:
                     _execute(core, pre, item)
                 # Drop the request before blocking again: it holds the future,
                 # and through it the result, which the caller may want freed.
+                core.current = None
                 del item
                 continue
             # Group commit: take what is ready, never wait for more.
@@ -568,6 +577,7 @@ def _serve_mailbox(core: _Core[Any]) -> None:
                 batch.append(item)
             stop = item is _STOP
             _execute_batch(core, resource, pre, batch)
+            core.current = None
             del item, batch
             if stop:
                 break

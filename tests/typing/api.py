@@ -67,3 +67,26 @@ def typed_sync_usage() -> None:
     threadkit.Lock("db")  # type: ignore[call-arg]
     lock.acquire(blocking="yes")  # type: ignore[arg-type]
     del ok, got, stats, sem
+
+
+def typed_executor_and_batching() -> None:
+    with threadkit.SerialExecutor(thread_name_prefix="io") as ex:
+        f: Future[int] = ex.submit(pow, 2, 10)
+        total: int = sum(ex.map(abs, [-1, 2]))
+        ex.submit(pow, "2", 10)  # type: ignore[arg-type]
+    batched: threadkit.ResourceWorker[sqlite3.Connection] = threadkit.ResourceWorker(
+        lambda: sqlite3.connect(":memory:", isolation_level=None),
+        max_batch=64,
+        begin_batch=lambda c: c.execute("BEGIN"),
+        end_batch=lambda c: c.execute("COMMIT"),
+    )
+    token: threadkit.CancelToken = batched.token
+    report: str = threadkit.dump()
+    del f, total, token, report
+
+
+async def typed_asyncio(db: threadkit.ResourceWorker[sqlite3.Connection]) -> None:
+    n: int = await db.acall(insert, "eve")
+    m: int = await db.asubmit(insert, "frank", commit=True)
+    await db.acall(insert, 5)  # type: ignore[arg-type]
+    del n, m

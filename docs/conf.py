@@ -22,7 +22,12 @@ extensions = [
 
 html_theme = "furo"
 html_title = f"threadkit {release}"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "examples"]
+# Copying a doctest block copies the code without its ">>> " / "... " prompts and
+# without the output; copying a shell line drops the "$ ".
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
 nitpicky = True
 default_role = "py:obj"
 

@@ -94,7 +94,8 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the standard library, side by side, printed as ratios."""
     session.install(".", *group("bench"))
-    session.run("python", "benchmarks/bench_worker.py", *session.posargs)
+    for script in sorted(Path(ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script.relative_to(ROOT)))
 
 
 if __name__ == "__main__":

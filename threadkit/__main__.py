@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -210,7 +212,47 @@ def _parser() -> argparse.ArgumentParser:
             "--rows", type=int, default=250, help="rows written by each writer (default 250)"
         )
         p.add_argument("--megabytes", type=int, default=4, help="size of the zipped file (MiB)")
+    dump = commands.add_parser(
+        "dump",
+        help="ask a running program (which called threadkit.install_dump_handler()) "
+        "for its threadkit report, and print it",
+    )
+    dump.add_argument("pid", type=int, help="the process id of the program")
+    dump.add_argument(
+        "--signal", default="SIGUSR1", help="the signal its handler listens on (default SIGUSR1)"
+    )
+    dump.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the report (default 5)"
+    )
     return parser
+
+
+def request_dump(pid: int, signame: str, timeout: float) -> int:
+    """Signal *pid* and print the report its dump handler writes."""
+    signum = getattr(signal, signame.upper(), None)
+    if not isinstance(signum, int):
+        _say(f"python -m threadkit dump: unknown signal {signame!r}")
+        return 2
+    path = threadkit.dump_path(pid)
+    before = path.stat().st_mtime_ns if path.exists() else None
+    try:
+        os.kill(pid, signum)
+    except OSError as exc:
+        _say(f"python -m threadkit dump: cannot signal process {pid}: {exc.strerror}")
+        return 1
+    # Another process writes the report: a file is the only thing to watch,
+    # so this command (never the library) polls, briefly and bounded.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_mtime_ns != before:
+            sys.stdout.write(path.read_text(encoding="utf-8"))
+            return 0
+        time.sleep(0.05)
+    _say(
+        f"python -m threadkit dump: no report from process {pid} within {timeout} s; "
+        "did it call threadkit.install_dump_handler()?"
+    )
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "dump":
+        return request_dump(args.pid, args.signal, args.timeout)
     for option in ("writers", "rows", "megabytes"):
         if getattr(args, option) < 1:
             parser.error(f"--{option} must be >= 1, got {getattr(args, option)}")

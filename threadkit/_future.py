@@ -43,6 +43,9 @@ from concurrent.futures._base import (
 )
 from typing import Any, TypeVar
 
+from threadkit import _waits
+from threadkit._errors import DeadlockError
+
 __all__ = ["LazyFuture"]
 
 T = TypeVar("T")
@@ -54,6 +57,10 @@ _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 
 class LazyFuture(Future[T]):
     """A :class:`concurrent.futures.Future` that costs little until someone waits."""
+
+    # The worker core whose owner thread settles this future, for the
+    # waits-for check (set by the worker; None for a future made by hand).
+    _owner: Any = None
 
     def __init__(self) -> None:
         # Deliberately not calling Future.__init__: it would build the Condition.
@@ -134,12 +141,30 @@ class LazyFuture(Future[T]):
                 raise exc
             finally:
                 exc = None  # break the cycle exc -> traceback -> this frame
-        return super().result(timeout)
+        self._wait_begins("result()", timeout)
+        try:
+            return super().result(timeout)
+        finally:
+            _waits.wait_ends()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == FINISHED:
             return self._exception
-        return super().exception(timeout)
+        self._wait_begins("exception()", timeout)
+        try:
+            return super().exception(timeout)
+        finally:
+            _waits.wait_ends()
+
+    def _wait_begins(self, what: str, timeout: float | None) -> None:
+        owner = self._owner
+        if owner is not None and timeout is None and self._state not in _DONE:
+            if owner.owner_ident == threading.get_ident():
+                raise DeadlockError(
+                    f"{what} of a pending request, called from the owner thread of worker "
+                    f"{owner.name!r}, would wait for itself forever"
+                )
+            _waits.wait_begins(owner.owner_ident, f"{what} on a request to worker {owner.name!r}")
 
     def done(self) -> bool:
         return self._state in _DONE

@@ -45,6 +45,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
+from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
 from threadkit._errors import Cancelled, DeadlockError, GroupClosed
 
@@ -262,9 +263,20 @@ class Task(Future[T]):
         """
         _check_timeout(timeout)
         self._refuse_self_wait("exception()")
-        exc = super().exception(timeout)
+        waits = timeout is None and not self.done()
+        if waits:
+            _waits.wait_begins(self._thread_ident(), f"waiting for task {self._name!r}")
+        try:
+            exc = super().exception(timeout)
+        finally:
+            if waits:
+                _waits.wait_ends()
         self._observed = True
         return exc
+
+    def _thread_ident(self) -> int | None:
+        thread = self._thread
+        return None if thread is None else thread.ident
 
     def result(self, timeout: float | None = None) -> T:
         """Wait for the task to end and return its value, or re-raise its exception.
@@ -306,7 +318,14 @@ class Task(Future[T]):
                 f"join() of task {self._name!r} was called from the task itself; "
                 "it would wait forever"
             )
-        thread.join(timeout)
+        waits = timeout is None and thread.is_alive()
+        if waits:
+            _waits.wait_begins(thread.ident, f"join() of task {self._name!r}")
+        try:
+            thread.join(timeout)
+        finally:
+            if waits:
+                _waits.wait_ends()
         return not thread.is_alive()
 
     # -- lifecycle --
@@ -345,14 +364,23 @@ def _call(
         return _FAILED, exc
 
 
+# Every task and entered group still referenced somewhere, for threadkit.dump().
+_live_tasks: weakref.WeakSet[Task[Any]] = weakref.WeakSet()
+_live_groups: weakref.WeakSet[TaskGroup] = weakref.WeakSet()
+
+
 def _run(
     task: Task[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
     """The body of a task's thread."""
     task._started = True
     token = task._token
-    with _bind_token(token):
-        kind, value = _call(token, fn, args, kwargs)
+    _waits.register_owner(f"task {task._name!r}")
+    try:
+        with _bind_token(token):
+            kind, value = _call(token, fn, args, kwargs)
+    finally:
+        _waits.forget_owner()
     del fn, args, kwargs
     group = task._group
     if kind == _RETURNED:
@@ -398,6 +426,7 @@ def _start(
     if "token" not in kwargs and _accepts_token(fn):
         kwargs["token"] = token
     task: Task[T] = Task(name, token, group)
+    _live_tasks.add(task)
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
     if group is not None:
@@ -656,6 +685,7 @@ class TaskGroup:
             if self._state != _NEW:
                 raise RuntimeError(f"task group {self._name!r} can only be entered once")
             self._state = _OPEN
+        _live_groups.add(self)
         binding = _bind_token(self._token)
         binding.__enter__()
         self._binding = binding

@@ -40,15 +40,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import queue
 import threading
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future, InvalidStateError
+from time import monotonic
 from types import MappingProxyType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token
 from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
@@ -176,6 +179,11 @@ class _Core(Generic[R]):
         self._orphans: dict[int, Any] = {}
         self.face_ref: weakref.ref[Any] | None = None
         self.warn_if_collected = True
+        self.forked = False
+        # The request the owner thread is running (None when idle) and the
+        # time.monotonic() at which it started; read racily by dump().
+        self.current: tuple[Any, ...] | None = None
+        self.since = 0.0
         # Cancelled when shutdown begins; requests see it as current_token().
         self.token = CancelToken()
         # The error a request gets when the owner thread never opened the
@@ -186,6 +194,11 @@ class _Core(Generic[R]):
 
     def refuse(self, what: str) -> BaseException:
         """The error for a request made while not accepting."""
+        if self.forked:
+            return WorkerClosed(
+                f"cannot {what} worker {self.name!r} in a forked child process: "
+                "its owner thread exists only in the parent; create a new worker here"
+            )
         if self.state == _NEW:
             return WorkerClosed(
                 f"cannot {what} worker {self.name!r} before start(); "
@@ -426,7 +439,19 @@ def _execute(core: _Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> N
         except BaseException as exc:  # routed to the error hook
             core.report(exc, f"post({_describe(item[1])})")
         return
-    if not _claim(item[0]):
+    tag = item[0]
+    if type(tag) is _CallSlot:  # call(): the round trip, kept free of calls too
+        try:
+            tag.claim.pop()
+        except IndexError:
+            return  # the caller gave up (interrupted) before it started
+        try:
+            tag.result = item[1](*pre, *item[3:], **item[2])
+        except BaseException as exc:  # delivered to the caller of call()
+            tag.exception = exc
+        tag.done.release()
+        return
+    if not _claim(tag):
         return
     try:
         result = item[1](*pre, *item[3:], **item[2])
@@ -500,6 +525,14 @@ def _run(core: _Core[Any]) -> None:
 def _own(core: _Core[Any]) -> None:
     """The owner thread: open, serve the mailbox in order, close."""
     core.owner_ident = threading.get_ident()
+    _waits.register_owner(f"worker {core.name!r}")
+    try:
+        _serve_mailbox(core)
+    finally:
+        _waits.forget_owner()
+
+
+def _serve_mailbox(core: _Core[Any]) -> None:
     try:
         resource = core.open()
     except BaseException as exc:  # re-raised by start() in the starting thread
@@ -516,6 +549,9 @@ def _own(core: _Core[Any]) -> None:
             item = get()
             if item is _STOP:
                 break
+            # What runs now and since when, for threadkit.dump().
+            core.current = item
+            core.since = monotonic()
             if not batching:
                 if item[0] is None:  # post(), inlined for speed; see _execute
                     try:
@@ -526,6 +562,7 @@ def _own(core: _Core[Any]) -> None:
                     _execute(core, pre, item)
                 # Drop the request before blocking again: it holds the future,
                 # and through it the result, which the caller may want freed.
+                core.current = None
                 del item
                 continue
             # Group commit: take what is ready, never wait for more.
@@ -540,6 +577,7 @@ def _own(core: _Core[Any]) -> None:
                 batch.append(item)
             stop = item is _STOP
             _execute_batch(core, resource, pre, batch)
+            core.current = None
             del item, batch
             if stop:
                 break
@@ -617,6 +655,7 @@ class _Face:
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__!r}")
         future: LazyFuture[Any] = LazyFuture()
+        future._owner = core
         core.put_accepted(self._put, (future, fn, kwargs or _NO_KWARGS, *args), "submit to")
         return future
 
@@ -804,13 +843,23 @@ class ResourceWorker(_Face, Generic[R]):
        is emitted.  (A subclass that overrides :meth:`open` or :meth:`close` is
        referenced by its own thread, so it lives until shutdown or exit.)
     7. *Backpressure.*  See *maxsize* and *put_timeout*.
+    8. *fork().*  In a child process made by :func:`os.fork`, an inherited
+       worker has no owner thread: its requests raise :class:`WorkerClosed`
+       and its ``shutdown()`` returns at once.  The parent is unaffected.
 
     **Thread safety.**  Every method may be called from any thread, including
     the owner thread, except :meth:`call`, which raises :class:`DeadlockError`
-    there (the request could only run after the call returned).  A
-    ``Future.result()`` on a pending request, made from the owner thread,
-    would wait forever in the same way: use :meth:`submit` without waiting, or
-    call the function on the resource directly.
+    there (the request could only run after the call returned); so does
+    ``result()`` (without a timeout) on a pending future of this worker, made
+    from the owner thread.  Use :meth:`submit` without waiting, or call the
+    function on the resource directly.
+
+    **Deadlocks between workers.**  A ``call()`` (or ``result()`` without a
+    timeout on a worker's future, or a wait for a :class:`Task`) that would
+    close a cycle of threads waiting for each other (the owner of worker A
+    calls into B while B's owner is blocked calling into A, or any longer
+    cycle) raises :class:`DeadlockError` naming the whole cycle, at once,
+    instead of hanging.  The request is not queued.
 
     **Waiting with a timeout.**  ``call`` has no timeout of its own (its keyword
     arguments belong to *fn*); ``worker.submit(fn, ...).result(timeout=5)`` is
@@ -1003,13 +1052,19 @@ class ResourceWorker(_Face, Generic[R]):
             raise core.refuse("call")
         if not callable(fn):
             raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
-        slot = _CallSlot()
-        core.put_accepted(self._put, (slot, fn, kwargs or _NO_KWARGS, *args), "call")
+        # Recorded before the request is queued: if it would close a cycle of
+        # workers waiting for each other, nothing has been queued yet.
+        _waits.wait_begins(core.owner_ident, f"call() on worker {core.name!r}")
         try:
-            slot.done.acquire()
-        except BaseException:  # interrupted while waiting: withdraw if not started
-            _claim(slot)
-            raise
+            slot = _CallSlot()
+            core.put_accepted(self._put, (slot, fn, kwargs or _NO_KWARGS, *args), "call")
+            try:
+                slot.done.acquire()
+            except BaseException:  # interrupted while waiting: withdraw if not started
+                _claim(slot)
+                raise
+        finally:
+            _waits.wait_ends()
         if slot.cancelled:
             raise CancelledError(f"worker {core.name!r} was shut down before this call ran")
         exc = slot.exception
@@ -1093,6 +1148,27 @@ class ResourceWorker(_Face, Generic[R]):
             # do it now, so that it cannot start in between.
             future.cancel()
             raise
+
+
+def _after_fork_in_child() -> None:
+    """Make every inherited worker refuse requests: its owner thread did not fork."""
+    for core in list(_live_cores):
+        # Another parent thread may have held these at fork time; the copies
+        # would stay locked forever in the child.
+        core._state_lock = threading.Lock()
+        core._orphan_lock = threading.Lock()
+        core.forked = True
+        core.accepting = False
+        core.stop_requested = True
+        core.stopped = True
+        core.state = _CLOSED
+        core.finished = threading.Event()
+        core.finished.set()
+    _waits.forget_all()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _at_interpreter_exit() -> None:

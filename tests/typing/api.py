@@ -7,6 +7,7 @@ Lines marked ``type: ignore[...]`` must stay errors: with warn_unused_ignores
 from __future__ import annotations
 
 import sqlite3
+import threading
 from concurrent.futures import Future
 
 import threadkit
@@ -46,3 +47,23 @@ def typed_tasks() -> None:
     reg: threadkit.CancelRegistration = child.on_cancel(lambda: None)
     ok: bool = reg.remove() and child.cancel("why") and child.wait(1.0)
     del s, fut, n, ok
+
+
+def typed_sync_usage() -> None:
+    lock = threadkit.Lock(name="db", raise_on_timeout=True)
+    with lock as entered:
+        ok: bool = entered
+    got: bool = lock.acquire(timeout=1.0) and lock.acquire(False)
+    lock.release()
+    rlock = threadkit.RLock()
+    cond = threadkit.Condition(rlock, name="cv")
+    with cond:
+        cond.wait_for(lambda: True, 1.0)
+    threadkit.Condition(threading.Lock())
+    stats: threadkit.LockStatistics = lock.statistics()
+    sem: threadkit.SemaphoreStatistics = threadkit.BoundedSemaphore(2).statistics()
+    threadkit.Event(name="ready").wait(1.0)
+    threadkit.checks.enable()
+    threadkit.Lock("db")  # type: ignore[call-arg]
+    lock.acquire(blocking="yes")  # type: ignore[arg-type]
+    del ok, got, stats, sem

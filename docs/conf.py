@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 from importlib.metadata import version as _version
 from pathlib import Path
@@ -76,3 +77,7 @@ def _public_stdlib_names(app, env, node, contnode):  # type: ignore[no-untyped-d
 
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("missing-reference", _public_stdlib_names, priority=100)
+
+# Sphinx's default also sets IGNORE_EXCEPTION_DETAIL, which would let the error
+# messages shown in the docs drift from the real ones: compare them too.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1

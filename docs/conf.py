@@ -39,6 +39,10 @@ autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
+# Sphinx's default also sets IGNORE_EXCEPTION_DETAIL, which would let the error
+# messages shown in the docs drift from the real ones: compare them too.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
+
 # The build never needs the network: the Python inventory is read from a local
 # file (Debian's python3.11-doc package ships it; .ci/run installs it).  Links
 # still point at docs.python.org.
@@ -77,7 +81,3 @@ def _public_stdlib_names(app, env, node, contnode):  # type: ignore[no-untyped-d
 
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("missing-reference", _public_stdlib_names, priority=100)
-
-# Sphinx's default also sets IGNORE_EXCEPTION_DETAIL, which would let the error
-# messages shown in the docs drift from the real ones: compare them too.
-doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 from importlib.metadata import version as _version
 from pathlib import Path
@@ -22,7 +23,12 @@ extensions = [
 
 html_theme = "furo"
 html_title = f"threadkit {release}"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "examples"]
+# Copying a doctest block copies the code without its ">>> " / "... " prompts and
+# without the output; copying a shell line drops the "$ ".
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
 nitpicky = True
 default_role = "py:obj"
 
@@ -32,6 +38,10 @@ autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+
+# Sphinx's default also sets IGNORE_EXCEPTION_DETAIL, which would let the error
+# messages shown in the docs drift from the real ones: compare them too.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 # The build never needs the network: the Python inventory is read from a local
 # file (Debian's python3.11-doc package ships it; .ci/run installs it).  Links

@@ -424,8 +424,11 @@ def _cancel(item: tuple[Any, ...]) -> None:
         if _claim(tag):
             tag.cancelled = True
             tag.done.release()
-    else:
-        tag.cancel()
+    elif tag.cancel():
+        # cancel() alone leaves the future CANCELLED, which wait() and
+        # as_completed() do not count as done until the executor "notices"
+        # it; nobody else will, so notice it now.
+        tag.set_running_or_notify_cancel()
 
 
 def _describe(fn: object) -> str:
@@ -549,6 +552,12 @@ def _serve_mailbox(core: _Core[Any]) -> None:
             item = get()
             if item is _STOP:
                 break
+            if core.cancel_futures:
+                # shutdown(cancel_futures=True) began after this request was
+                # queued: it may not start, even if the drain missed it.
+                _cancel(item)
+                del item
+                continue
             # What runs now and since when, for threadkit.dump().
             core.current = item
             core.since = monotonic()
@@ -576,7 +585,11 @@ def _serve_mailbox(core: _Core[Any]) -> None:
                     break
                 batch.append(item)
             stop = item is _STOP
-            _execute_batch(core, resource, pre, batch)
+            if core.cancel_futures:
+                for item in batch:
+                    _cancel(item)
+            else:
+                _execute_batch(core, resource, pre, batch)
             core.current = None
             del item, batch
             if stop:
@@ -1119,7 +1132,7 @@ class ResourceWorker(_Face, Generic[R]):
 
         Raises:
             RuntimeError: No event loop runs in this thread.
-            TypeError, WorkerClosed, MailboxFull: As :meth:`submit`.
+            TypeError, WorkerClosed, MailboxFull, DeadlockError: As :meth:`submit`.
         """
         loop = asyncio.get_running_loop()
         return asyncio.wrap_future(self._submit(fn, args, kwargs), loop=loop)
@@ -1136,7 +1149,8 @@ class ResourceWorker(_Face, Generic[R]):
         :class:`asyncio.CancelledError` at once.
 
         Raises:
-            TypeError, WorkerClosed, MailboxFull: As :meth:`submit`.
+            TypeError, WorkerClosed, MailboxFull, DeadlockError: As :meth:`submit`.
+            BatchError: With group commit, the request's batch failed.
             BaseException: Whatever *fn* raised.
         """
         loop = asyncio.get_running_loop()

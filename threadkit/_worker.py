@@ -350,6 +350,8 @@ def _run(core: _Core[Any]) -> None:
         with core._state_lock:
             core.state = _CLOSED
             core.accepting = False
+        # The ident is recycled once this thread exits (see the finally below).
+        core.owner_ident = None
         core.started.set()
         core.finished.set()
         return
@@ -386,6 +388,10 @@ def _run(core: _Core[Any]) -> None:
         core.close_resource(resource)
     finally:
         del resource
+        # Thread idents are recycled: once this thread is gone, a new thread
+        # may get its ident and must not be taken for the owner (call() would
+        # raise DeadlockError instead of WorkerClosed).
+        core.owner_ident = None
         if isinstance(core.mailbox, _BoundedMailbox):
             core.mailbox.unbound()
         with core._state_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -47,4 +48,38 @@ def in_thread(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:
 
     t = threading.Thread(target=run)
     t.start()
+    return t, out
+
+
+def run_until_blocked(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run fn(*args) in a new thread and return once it blocks on a Condition.
+
+    Proves that the thread *waits* (backpressure) by an event, not by timing:
+    a profile hook in that thread sets it when the thread enters
+    :meth:`threading.Condition.wait`, which is where ``queue.Queue.put``
+    blocks while the queue is full.  Fails if fn returns without blocking.
+    """
+    blocked = threading.Event()
+    wait_code = threading.Condition.wait.__code__
+    out: dict[str, Any] = {}
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is wait_code:
+            blocked.set()
+
+    def run() -> None:
+        sys.setprofile(hook)
+        try:
+            out["result"] = fn(*args)
+        except BaseException as exc:  # handed to the test through out
+            out["error"] = exc
+        finally:
+            sys.setprofile(None)
+            out["done"] = True
+            blocked.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert blocked.wait(WAIT), "the thread neither blocked nor returned"
+    assert "done" not in out, f"returned without blocking: {out}"
     return t, out

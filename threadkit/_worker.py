@@ -41,6 +41,7 @@ import contextlib
 import itertools
 import logging
 import queue
+import sys
 import threading
 import warnings
 import weakref
@@ -112,9 +113,11 @@ class _BoundedMailbox(queue.Queue[Any]):
     def unbound(self) -> None:
         # Once the owner thread has stopped, producers blocked on a full
         # mailbox must wake up, put, and find out (through reclaim) that
-        # their request was refused; a bound would strand them forever.
+        # their request was refused; a bound would strand them forever.  Not
+        # 0 ("unbounded" only to a put that has yet to begin): a put already
+        # waiting re-checks qsize() >= maxsize, which 0 keeps true forever.
         with self.not_full:
-            self.maxsize = 0
+            self.maxsize = sys.maxsize
             self.not_full.notify_all()
 
 

@@ -52,19 +52,27 @@ def in_thread(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:
 
 
 def run_until_blocked(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    """Run fn(*args) in a new thread and return once it blocks on a Condition.
+    """Run fn(*args) in a new thread and return once it blocks.
 
-    Proves that the thread *waits* (backpressure) by an event, not by timing:
-    a profile hook in that thread sets it when the thread enters
-    :meth:`threading.Condition.wait`, which is where ``queue.Queue.put``
-    blocks while the queue is full.  Fails if fn returns without blocking.
+    Proves that the thread *waits* by an event, not by timing: a profile hook
+    in that thread sets it when the thread enters
+    :meth:`threading.Condition.wait` (where ``queue.Queue.put`` blocks while
+    the mailbox is full) or acquires a lock from inside
+    :meth:`ResourceWorker.call` (where a caller waits for its request).
+    Fails if fn returns without blocking.  The dict gets 'result' or 'error',
+    then 'done'.
     """
     blocked = threading.Event()
     wait_code = threading.Condition.wait.__code__
     out: dict[str, Any] = {}
 
     def hook(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code is wait_code:
+        if (event == "call" and frame.f_code is wait_code) or (
+            event == "c_call"
+            and getattr(arg, "__name__", None) == "acquire"
+            and frame.f_code.co_name == "call"
+            and frame.f_code.co_filename.endswith("_worker.py")
+        ):
             blocked.set()
 
     def run() -> None:

@@ -372,12 +372,23 @@ def _run(core: _Core[Any]) -> None:
             del item
         # From here on no producer's put can go unnoticed: each one that reads
         # stopped == True reclaims its request (see the module docstring).
-        core.stopped = True
-        while True:
-            try:
-                item = core.mailbox.get_nowait()
-            except queue.Empty:
-                break
+        # stopped is set, and the queue swept, under _orphan_lock: reclaim()
+        # sweeps the queue too, and a sweep that ran first would carry off
+        # requests put *before* stopped was set, whose producers returned them
+        # as accepted and never come back for them (lost: neither run nor
+        # cancelled).  The requests run outside the lock, as one of them may
+        # wait for a producer that is about to reclaim.
+        last: list[Any] = []
+        with core._orphan_lock:
+            core.stopped = True
+            while True:
+                try:
+                    last.append(core.mailbox.get_nowait())
+                except queue.Empty:
+                    break
+        last.reverse()
+        while last:
+            item = last.pop()
             if item is _STOP:
                 continue
             if core.cancel_futures:

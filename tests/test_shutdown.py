@@ -250,7 +250,11 @@ def test_shutdown_before_start_closes_the_worker_without_running_the_factory() -
     factory_ran: list[int] = []
     closer = Closer()
     w = ResourceWorker(lambda: factory_ran.append(1), close=closer, name="db")
+    # Regression: a second shutdown() looked for an owner thread (wait=True
+    # failed an assertion) and queued a stop marker nobody would take.
     w.shutdown()
+    w.shutdown()
+    w.shutdown(wait=False, cancel_futures=True)
     assert w.closed
     assert not w.running
     assert repr(w) == "<ResourceWorker 'db' closed, 0 pending>"

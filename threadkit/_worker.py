@@ -226,18 +226,25 @@ class _Core(Generic[R]):
                 self.state = _CLOSED
                 self.stopped = True
                 self.finished.set()
+            if self.thread is None:
+                # Never started, now or by an earlier shutdown(): there is no
+                # thread to wait for (and a second call must not look for one).
+                self.stop_requested = True
                 return False
             if cancel_futures:
                 self.cancel_futures = True
             if claim_close_error:
                 self.close_error_claimed = True
-            first = not self.stop_requested
+            # A worker whose factory failed is closed without ever having been
+            # asked to stop: no owner thread is left to take a stop marker,
+            # which would only sit in the mailbox (and in pending).
+            put_stop = not self.stop_requested and self.state != _CLOSED
             self.stop_requested = True
             if self.state in (_STARTING, _RUNNING):
                 self.state = _STOPPING
         if cancel_futures:
             self.cancel_queued()
-        if first:
+        if put_stop:
             self.put_stop()
         return True
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import queue
 import sys
 import threading
@@ -459,8 +460,8 @@ class ResourceWorker(Generic[R]):
     Raises:
         TypeError: *factory*, *close* or *error_hook* is not callable, *name* is
             not a string, or *maxsize* / *put_timeout* is not a number.
-        ValueError: *maxsize* or *put_timeout* is negative, or *put_timeout* is
-            given for an unbounded mailbox.
+        ValueError: *maxsize* or *put_timeout* is negative, *put_timeout* is
+            nan or infinite, or *put_timeout* is given for an unbounded mailbox.
 
     **Guarantees.**
 
@@ -534,8 +535,15 @@ class ResourceWorker(Generic[R]):
                 raise TypeError(
                     f"put_timeout must be a number or None, got {type(put_timeout).__name__!r}"
                 )
-            if put_timeout < 0:
+            # "not >=" also refuses nan, which no wait can use.
+            if not put_timeout >= 0:
                 raise ValueError(f"put_timeout must be >= 0, got {put_timeout}")
+            # queue.Queue.put(timeout=inf) raises OverflowError once it has to
+            # wait: refuse it here rather than at some later request.
+            if put_timeout == math.inf:
+                raise ValueError(
+                    f"put_timeout must be finite (None waits without limit), got {put_timeout}"
+                )
             if maxsize == 0:
                 raise ValueError("put_timeout needs a bounded mailbox (maxsize > 0)")
         if error_hook is not None:

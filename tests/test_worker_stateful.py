@@ -104,7 +104,9 @@ class WorkerMachine(RuleBasedStateMachine):
         w = self.w
         while True:
             try:
-                command = self.commands[p].get(timeout=WAIT)
+                # Bounded by the whole test's budget, not by WAIT: a producer
+                # may sit idle while the machine waits for other threads.
+                command = self.commands[p].get(timeout=6 * WAIT)
             except queue.Empty:
                 return  # teardown checks that every command was carried out
             if command is None:
@@ -224,13 +226,14 @@ class WorkerMachine(RuleBasedStateMachine):
         was = (self.shutdown_requested, self.cancel_futures_requested)
         self.shutdown_requested = True
         self.cancel_futures_requested |= cancel_futures
+        # Released first: with a full bounded mailbox, submit() waits for room.
+        self.gate_open.set()
         try:
             f = w.submit(stopper)
         except WorkerClosed:
             self.shutdown_requested, self.cancel_futures_requested = was
             self.shutdown_requested |= w.closed
             return
-        self.gate_open.set()
         # It runs (no self-join, so it returns) unless an earlier
         # cancel_futures shutdown cancelled it first.
         try:
@@ -245,7 +248,8 @@ class WorkerMachine(RuleBasedStateMachine):
     def requests_never_run_twice_or_after_refusal_or_cancellation(self) -> None:
         if self.w is None:
             return
-        assert all(n == 1 for n in self.runs.values()), self.runs
+        # The owner thread adds to these while we read: copy first (atomic).
+        assert all(n == 1 for n in list(self.runs.values())), self.runs
         for rid, outcome in list(self.outcome.items()):
             if outcome != "accepted":
                 assert rid not in self.runs, (rid, outcome)
@@ -254,13 +258,13 @@ class WorkerMachine(RuleBasedStateMachine):
         for rid, f in list(self.futures.items()):
             if f.cancelled():
                 assert rid not in self.runs
-        assert self.run_threads <= {self.w.thread}
+        assert set(self.run_threads) <= {self.w.thread}
 
     @invariant()
     def each_producers_requests_run_in_its_order(self) -> None:
         if self.w is None:
             return
-        position = {rid: n for n, rid in enumerate(self.run_order)}
+        position = {rid: n for n, rid in enumerate(list(self.run_order))}
         for rids in self.issued_by.values():
             ran = [position[rid] for rid in rids if rid in position]
             assert ran == sorted(ran)

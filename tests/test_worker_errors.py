@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
+import sys
 import threading
 import traceback
 import weakref
@@ -310,3 +312,67 @@ def test_a_waiting_shutdown_that_began_before_close_raises_its_error() -> None:
     t.join(WAIT)
     assert out["error"] is err
     assert hook.errors == []
+
+
+# -- a caller of call() interrupted while it waits ---------------------------------------
+
+
+def interrupt_main_once_blocked_in_call(
+    after: threading.Event | None = None,
+) -> threading.Thread:
+    """Send SIGINT to the main thread once it blocks inside call() (and *after* is set)."""
+    blocked = threading.Event()
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if (
+            event == "c_call"
+            and getattr(arg, "__name__", None) == "acquire"
+            and frame.f_code.co_name == "call"
+            and frame.f_code.co_filename.endswith("_worker.py")
+        ):
+            blocked.set()
+
+    def interrupter() -> None:
+        assert blocked.wait(WAIT)
+        assert after is None or after.wait(WAIT)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    sys.setprofile(hook)
+    t = threading.Thread(target=interrupter)
+    t.start()
+    return t
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
+def test_an_interrupted_call_withdraws_its_request_if_it_has_not_started() -> None:
+    with ResourceWorker(lambda: None) as w:
+        gate = Gate()
+        w.submit(gate)
+        gate.wait_entered()
+        ran: list[int] = []
+        t = interrupt_main_once_blocked_in_call()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                w.call(lambda r: ran.append(1))
+        finally:
+            sys.setprofile(None)
+            t.join(WAIT)
+        gate.open()
+        assert w.call(lambda r: "alive") == "alive"
+        assert ran == []
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
+def test_an_interrupted_call_whose_request_already_started_lets_it_finish() -> None:
+    with ResourceWorker(lambda: None) as w:
+        gate = Gate()
+        t = interrupt_main_once_blocked_in_call(after=gate.entered)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                w.call(gate)
+        finally:
+            sys.setprofile(None)
+            t.join(WAIT)
+        gate.open()
+        assert w.call(lambda r: "alive") == "alive"
+        assert gate.ran_in is w.thread

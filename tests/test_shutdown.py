@@ -433,7 +433,7 @@ def test_a_request_accepted_just_before_the_owner_stopped_is_never_lost() -> Non
     try:
         w.start()
     finally:
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
 
     gate = Gate()
     w.submit(gate)

@@ -42,13 +42,13 @@ class _ExecutorCore(_Core[None]):
 
     def refuse(self, what: str) -> BaseException:
         if self.start_error is not None:
-            return self.broken(self.start_error)
+            return self.broken(self.start_error, what)
         if _interpreter_exiting_now():
             return WorkerClosed("cannot schedule new futures after interpreter shutdown")
         return WorkerClosed("cannot schedule new futures after shutdown")
 
 
-def _broken(cause: BaseException) -> BaseException:
+def _broken(cause: BaseException, _what: str) -> BaseException:
     err = BrokenThreadPool(_BROKEN)
     err.__cause__ = cause
     return err

@@ -40,8 +40,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import queue
+import sys
 import threading
 import warnings
 import weakref
@@ -117,9 +119,11 @@ class _BoundedMailbox(queue.Queue[Any]):
     def unbound(self) -> None:
         # Once the owner thread has stopped, producers blocked on a full
         # mailbox must wake up, put, and find out (through reclaim) that
-        # their request was refused; a bound would strand them forever.
+        # their request was refused; a bound would strand them forever.  Not
+        # 0 ("unbounded" only to a put that has yet to begin): a put already
+        # waiting re-checks qsize() >= maxsize, which 0 keeps true forever.
         with self.not_full:
-            self.maxsize = 0
+            self.maxsize = sys.maxsize
             self.not_full.notify_all()
 
 
@@ -188,7 +192,7 @@ class _Core(Generic[R]):
         self.token = CancelToken()
         # The error a request gets when the owner thread never opened the
         # resource (a face may replace it: executors raise BrokenExecutor).
-        self.broken: Callable[[BaseException], BaseException] = self._broken_worker
+        self.broken: Callable[[BaseException, str], BaseException] = self._broken_worker
 
     # -- producer side -------------------------------------------------------
 
@@ -205,11 +209,11 @@ class _Core(Generic[R]):
                 "call start() or use the worker in a with block"
             )
         if self.start_error is not None:
-            return self.broken(self.start_error)
+            return self.broken(self.start_error, what)
         return WorkerClosed(f"cannot {what} worker {self.name!r} after shutdown")
 
-    def _broken_worker(self, cause: BaseException) -> BaseException:
-        err = WorkerClosed(f"worker {self.name!r} is closed: its factory failed")
+    def _broken_worker(self, cause: BaseException, what: str) -> BaseException:
+        err = WorkerClosed(f"cannot {what} worker {self.name!r}: its factory failed")
         err.__cause__ = cause
         return err
 
@@ -286,22 +290,31 @@ class _Core(Generic[R]):
                 self.state = _CLOSED
                 self.stopped = True
                 self.finished.set()
+            if self.thread is None:
+                # Never started, now or by an earlier shutdown(): there is no
+                # thread to wait for (and a second call must not look for one).
+                self.stop_requested = True
                 return False
             if cancel_futures:
                 self.cancel_futures = True
             if claim_close_error:
                 self.close_error_claimed = True
+            # A worker whose factory failed is closed without ever having been
+            # asked to stop: no owner thread is left to take a stop marker,
+            # which would only sit in the mailbox (and in pending).
             first = not self.stop_requested
+            put_stop = first and self.state != _CLOSED
             self.stop_requested = True
             if self.state in (_STARTING, _RUNNING):
                 self.state = _STOPPING
-        if first:
-            # Before anything else: a long request polling current_token() can
-            # stop early while the queue behind it is dealt with.
-            self.token.cancel(f"worker {self.name!r} is shutting down")
         if cancel_futures:
+            # Before the token: cancelling it may end the running request, and
+            # the owner thread would then start the next one before the drain.
             self.drain(_cancel)
         if first:
+            # A long request polling current_token() can stop early.
+            self.token.cancel(f"worker {self.name!r} is shutting down")
+        if put_stop:
             self.put_stop()
         return True
 
@@ -314,15 +327,37 @@ class _Core(Generic[R]):
                 self.accepting = True
         self.started.set()
 
+    def final_sweep(self) -> list[tuple[Any, ...]]:
+        """Set ``stopped`` and take what is left in the queue, in order (owner thread only).
+
+        Both happen under ``_orphan_lock``: reclaim() sweeps the queue too, and
+        a sweep that ran first would carry off requests put *before* stopped
+        was set, whose producers returned them as accepted and never come back
+        for them (lost: neither run nor cancelled).  The caller settles the
+        requests outside the lock, as one of them may wait for a producer that
+        is about to reclaim.
+        """
+        left: list[tuple[Any, ...]] = []
+        with self._orphan_lock:
+            self.stopped = True
+            while True:
+                try:
+                    item = self.mailbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    left.append(item)
+        return left
+
     def start_failed(self, exc: BaseException) -> None:
         self.start_error = exc
         with self._state_lock:
             self.state = _CLOSED
             self.accepting = False
-        self.stopped = True
         # Requests accepted while the resource was being opened (executors
         # accept them from construction) fail: they can never run.
-        self.drain(lambda item: _fail(self, item, self.broken(exc)))
+        for item in self.final_sweep():
+            _fail(self, item, self.broken(exc, "run a request on"))
         self.started.set()
         self.finished.set()
 
@@ -533,6 +568,10 @@ def _own(core: _Core[Any]) -> None:
         _serve_mailbox(core)
     finally:
         _waits.forget_owner()
+        # Thread idents are recycled: once this thread is gone, a new thread
+        # may get its ident and must not be taken for the owner (call() would
+        # raise DeadlockError instead of WorkerClosed).
+        core.owner_ident = None
 
 
 def _serve_mailbox(core: _Core[Any]) -> None:
@@ -552,12 +591,6 @@ def _serve_mailbox(core: _Core[Any]) -> None:
             item = get()
             if item is _STOP:
                 break
-            if core.cancel_futures:
-                # shutdown(cancel_futures=True) began after this request was
-                # queued: it may not start, even if the drain missed it.
-                _cancel(item)
-                del item
-                continue
             # What runs now and since when, for threadkit.dump().
             core.current = item
             core.since = monotonic()
@@ -585,20 +618,14 @@ def _serve_mailbox(core: _Core[Any]) -> None:
                     break
                 batch.append(item)
             stop = item is _STOP
-            if core.cancel_futures:
-                for item in batch:
-                    _cancel(item)
-            else:
-                _execute_batch(core, resource, pre, batch)
+            _execute_batch(core, resource, pre, batch)
             core.current = None
             del item, batch
             if stop:
                 break
         # From here on no producer's put can go unnoticed: each one that reads
         # stopped == True reclaims its request (see the module docstring).
-        core.stopped = True
-        late: list[tuple[Any, ...]] = []
-        core.drain(late.append)
+        late = core.final_sweep()
         _serve(core, resource, pre, late)
         del late
         core.close_resource(resource)
@@ -634,8 +661,15 @@ def _check_put_timeout(put_timeout: object, maxsize: int) -> None:
         return
     if isinstance(put_timeout, bool) or not isinstance(put_timeout, int | float):
         raise TypeError(f"put_timeout must be a number or None, got {type(put_timeout).__name__!r}")
-    if put_timeout < 0:
+    # "not >=" also refuses nan, which no wait can use.
+    if not put_timeout >= 0:
         raise ValueError(f"put_timeout must be >= 0, got {put_timeout}")
+    # queue.Queue.put(timeout=inf) raises OverflowError once it has to wait:
+    # refuse it here rather than at some later request.
+    if put_timeout == math.inf:
+        raise ValueError(
+            f"put_timeout must be finite (None waits without limit), got {put_timeout}"
+        )
     if maxsize == 0:
         raise ValueError("put_timeout needs a bounded mailbox (maxsize > 0)")
 
@@ -820,8 +854,9 @@ class ResourceWorker(_Face, Generic[R]):
         TypeError: *factory*, *close*, *error_hook*, *begin_batch* or
             *end_batch* is not callable, *name* is not a string, or *maxsize*,
             *max_batch* or *put_timeout* is not a number.
-        ValueError: *maxsize* or *put_timeout* is negative, *max_batch* is less
-            than 1, or *put_timeout* is given for an unbounded mailbox.
+        ValueError: *maxsize* or *put_timeout* is negative, *put_timeout* is
+            nan or infinite, *max_batch* is less than 1, or *put_timeout* is
+            given for an unbounded mailbox.
 
     **Guarantees.**
 

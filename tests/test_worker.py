@@ -56,9 +56,7 @@ def test_shutdown_cancels_the_token_a_long_request_sees_as_current_token() -> No
     w.shutdown(wait=True)
 
 
-def test_shutdown_with_cancel_futures_cancels_the_queue_before_the_token_ends_the_running_request() -> (
-    None
-):
+def test_cancel_futures_cancels_the_queue_before_the_token_ends_the_running_request() -> None:
     # Cancelling the worker's token ends a request that waits on it; if that
     # came before the queue was drained, the owner thread could start the
     # next request in between.  The token callback below holds shutdown right

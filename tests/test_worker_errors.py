@@ -10,6 +10,7 @@ import sys
 import threading
 import traceback
 import weakref
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pytest
@@ -317,11 +318,21 @@ def test_a_waiting_shutdown_that_began_before_close_raises_its_error() -> None:
 # -- a caller of call() interrupted while it waits ---------------------------------------
 
 
-def interrupt_main_once_blocked_in_call(
+@contextlib.contextmanager
+def interrupting_main_once_blocked_in_call(
     after: threading.Event | None = None,
-) -> threading.Thread:
-    """Send SIGINT to the main thread once it blocks inside call() (and *after* is set)."""
+) -> Iterator[None]:
+    """Raise KeyboardInterrupt once in the main thread, once it blocks inside call().
+
+    The profile hook sees call() about to enter the lock's C-level wait, not
+    the wait itself; a signal that lands in between is noticed by CPython only
+    when the wait ends (it checks for signals on EINTR).  So the interrupter
+    repeats SIGINT until the main thread has reacted, and the handler raises
+    KeyboardInterrupt for the first one only.
+    """
     blocked = threading.Event()
+    reacted = threading.Event()
+    raised: list[bool] = []
 
     def hook(frame: Any, event: str, arg: Any) -> None:
         if (
@@ -332,15 +343,31 @@ def interrupt_main_once_blocked_in_call(
         ):
             blocked.set()
 
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        if not raised:
+            raised.append(True)
+            raise KeyboardInterrupt
+
     def interrupter() -> None:
         assert blocked.wait(WAIT)
         assert after is None or after.wait(WAIT)
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        for _ in range(200):  # bounded: 200 x 50 ms
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            if reacted.wait(0.05):
+                return
 
+    previous = signal.signal(signal.SIGINT, on_sigint)
     sys.setprofile(hook)
     t = threading.Thread(target=interrupter)
     t.start()
-    return t
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+        reacted.set()
+        t.join(WAIT)
+        signal.signal(signal.SIGINT, previous)
+    assert raised == [True]
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
@@ -350,13 +377,8 @@ def test_an_interrupted_call_withdraws_its_request_if_it_has_not_started() -> No
         w.submit(gate)
         gate.wait_entered()
         ran: list[int] = []
-        t = interrupt_main_once_blocked_in_call()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                w.call(lambda r: ran.append(1))
-        finally:
-            sys.setprofile(None)
-            t.join(WAIT)
+        with interrupting_main_once_blocked_in_call(), pytest.raises(KeyboardInterrupt):
+            w.call(lambda r: ran.append(1))
         gate.open()
         assert w.call(lambda r: "alive") == "alive"
         assert ran == []
@@ -366,13 +388,11 @@ def test_an_interrupted_call_withdraws_its_request_if_it_has_not_started() -> No
 def test_an_interrupted_call_whose_request_already_started_lets_it_finish() -> None:
     with ResourceWorker(lambda: None) as w:
         gate = Gate()
-        t = interrupt_main_once_blocked_in_call(after=gate.entered)
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                w.call(gate)
-        finally:
-            sys.setprofile(None)
-            t.join(WAIT)
+        with (
+            interrupting_main_once_blocked_in_call(after=gate.entered),
+            pytest.raises(KeyboardInterrupt),
+        ):
+            w.call(gate)
         gate.open()
         assert w.call(lambda r: "alive") == "alive"
         assert gate.ran_in is w.thread

@@ -42,6 +42,7 @@ import itertools
 import logging
 import os
 import queue
+import sys
 import threading
 import warnings
 import weakref
@@ -117,8 +118,11 @@ class _BoundedMailbox(queue.Queue[Any]):
         # Once the owner thread has stopped, producers blocked on a full
         # mailbox must wake up, put, and find out (through reclaim) that
         # their request was refused; a bound would strand them forever.
+        # Not maxsize = 0: a producer already waiting inside Queue.put()
+        # re-checks only ``qsize() >= maxsize`` after each wake-up, which
+        # with 0 stays true for ever; a bound that cannot be reached lets it out.
         with self.not_full:
-            self.maxsize = 0
+            self.maxsize = sys.maxsize
             self.not_full.notify_all()
 
 

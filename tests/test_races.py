@@ -1,0 +1,89 @@
+"""Races the soak test found, pinned down deterministically.
+
+Each test forces one interleaving with events (a wrapper around the
+condition a producer waits on says when it is really waiting), so that it
+fails every time the bug is back, not once in a while.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+import threadkit
+
+from .conftest import WAIT
+
+Submit = Callable[[], "Future[Any]"]
+
+
+def _signal_when_waiting(condition: threading.Condition) -> threading.Event:
+    """Set the returned event whenever a thread starts waiting on *condition*."""
+    waiting = threading.Event()
+    wait = condition.wait
+
+    def wrapped(timeout: float | None = None) -> bool:
+        waiting.set()
+        return wait(timeout)
+
+    condition.wait = wrapped  # type: ignore[method-assign]
+    return waiting
+
+
+def _occupy(started: threading.Event, gate: threading.Event) -> bool:
+    started.set()
+    return gate.wait(WAIT)
+
+
+def _worker_face(started: threading.Event, gate: threading.Event) -> tuple[Any, Submit]:
+    worker = threadkit.ResourceWorker(object, name="full", maxsize=1).start()
+    worker.submit(lambda _r: _occupy(started, gate))
+    return worker, lambda: worker.submit(lambda _r: "queued")
+
+
+def _executor_face(started: threading.Event, gate: threading.Event) -> tuple[Any, Submit]:
+    ex = threadkit.SerialExecutor(name="full", maxsize=1)
+    ex.submit(_occupy, started, gate)
+    return ex, lambda: ex.submit(str, "queued")
+
+
+@pytest.mark.parametrize("make", [_worker_face, _executor_face], ids=["worker", "executor"])
+@pytest.mark.parametrize("cancel_futures", [False, True])
+def test_a_producer_blocked_on_a_full_mailbox_is_refused_when_shutdown_ends(
+    make: Callable[[threading.Event, threading.Event], tuple[Any, Submit]],
+    cancel_futures: bool,
+) -> None:
+    started, gate = threading.Event(), threading.Event()
+    face, submit = make(started, gate)
+    assert started.wait(WAIT)  # the owner thread is busy
+    queued = submit()  # the one free place: the mailbox is full now
+    waiting = _signal_when_waiting(face._core.mailbox.not_full)
+    outcome: list[object] = []
+
+    def producer() -> None:
+        try:
+            outcome.append(submit())
+        except threadkit.WorkerClosed as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert waiting.wait(WAIT)  # the producer waits for room in the full mailbox
+    face.shutdown(wait=False, cancel_futures=cancel_futures)
+    gate.set()
+    t.join(WAIT)
+    # It used to wait forever: the owner lifted the bound by setting it to 0,
+    # and a waiter inside Queue.put() re-checks qsize() >= maxsize.
+    assert not t.is_alive(), "a producer blocked on the full mailbox was stranded"
+    face.shutdown(wait=True)
+    assert queued.cancelled() if cancel_futures else queued.result(0) == "queued"
+    # Refused, or accepted just before the owner stopped: then handled like
+    # every accepted request.  Never left hanging.
+    [late] = outcome
+    if not isinstance(late, threadkit.WorkerClosed):
+        assert isinstance(late, Future)
+        assert late.cancelled() if cancel_futures else late.result(0) == "queued"

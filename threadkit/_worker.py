@@ -245,18 +245,21 @@ class _Core(Generic[R]):
     def drain(self, settle: Callable[[tuple[Any, ...]], None]) -> None:
         """Take every queued request and settle it; keep the stop marker queued."""
         saw_stop = False
-        while True:
-            try:
-                item = self.mailbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                saw_stop = True
-            else:
-                settle(item)
-        if saw_stop:
-            # Taken while draining; the owner thread still needs it.
-            self.put_stop()
+        try:
+            while True:
+                try:
+                    item = self.mailbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    saw_stop = True
+                else:
+                    settle(item)
+        finally:
+            # Even if settling raised (a done-callback's KeyboardInterrupt, in
+            # the thread draining): the owner thread still needs the marker.
+            if saw_stop:
+                self.put_stop()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -294,14 +297,22 @@ class _Core(Generic[R]):
             self.stop_requested = True
             if self.state in (_STARTING, _RUNNING):
                 self.state = _STOPPING
-        if first:
-            # Before anything else: a long request polling current_token() can
-            # stop early while the queue behind it is dealt with.
-            self.token.cancel(f"worker {self.name!r} is shutting down")
-        if cancel_futures:
-            self.drain(_cancel)
-        if first:
-            self.put_stop()
+        # Token callbacks and the futures' done-callbacks run in this thread,
+        # and may raise a BaseException (cancel() re-raises those): each step
+        # still happens, and above all the stop marker is queued, or the owner
+        # thread would wait for it for ever.  The exception is raised after.
+        try:
+            if first:
+                # Before anything else: a long request polling current_token()
+                # can stop early while the queue behind it is dealt with.
+                self.token.cancel(f"worker {self.name!r} is shutting down")
+        finally:
+            try:
+                if cancel_futures:
+                    self.drain(_cancel)
+            finally:
+                if first:
+                    self.put_stop()
         return True
 
     def started_ok(self) -> None:
@@ -677,7 +688,12 @@ class _Face:
                 request finishes.
 
         Raises:
-            BaseException: With *wait*, whatever *close* raised.
+            BaseException: With *wait*, whatever *close* raised.  Also, at
+                once and without waiting, a ``BaseException`` (other than
+                :class:`Exception`, which is logged) raised by a callback of
+                the worker's :attr:`token` or by a done-callback of a future
+                this call cancels, since those run in the calling thread; the
+                shutdown goes on all the same.
 
         Shutdown is idempotent and may be called from many threads at once;
         each ``wait=True`` caller waits for the same end.  Calling it on a
@@ -1158,7 +1174,11 @@ def _at_interpreter_exit() -> None:
     _interpreter_exiting = True
     cores = list(_live_cores)
     for core in cores:
-        core.request_stop(cancel_futures=False, claim_close_error=False)
+        try:
+            core.request_stop(cancel_futures=False, claim_close_error=False)
+        except BaseException as exc:  # routed: a token callback's error must not leave
+            # the other workers running (their queued requests would be lost).
+            core.report(exc, "shutdown at interpreter exit")
     for core in cores:
         if core.thread is not None and core.thread.ident is not None:
             core.thread.join()

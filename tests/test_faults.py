@@ -228,6 +228,51 @@ def test_an_exception_in_a_done_callback_is_logged_and_the_others_run(
 
 
 @pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
+def test_a_base_exception_in_a_done_callback_goes_to_the_error_hook_and_the_worker_goes_on(
+    kind: type[BaseException],
+) -> None:
+    # A SystemExit used to end the owner thread silently (threading ignores
+    # it): every later request waited for ever.
+    error, hook = kind("callback"), Hook()
+    ran: list[str] = []
+    gate = threading.Event()
+    with threadkit.ResourceWorker(object, error_hook=hook, name="cb") as w:
+        fut = w.submit(lambda _r: gate.wait(WAIT))
+        fut.add_done_callback(raiser(error))
+        fut.add_done_callback(lambda f: ran.append("second"))
+        later = w.submit(lambda _r: "later")
+        gate.set()
+        assert later.result(WAIT) == "later"
+        alive(w)
+    assert ran == ["second"]
+    assert hook.errors == [error]
+    [note] = error.__notes__
+    assert note.startswith("(raised by a done-callback of <LazyFuture")
+    assert note.endswith("in threadkit worker 'cb')")
+
+
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
+def test_a_base_exception_in_a_done_callback_run_by_cancel_reaches_its_caller(
+    kind: type[BaseException],
+) -> None:
+    error = kind("callback")
+    ran: list[str] = []
+    gate = threading.Event()
+    with threadkit.ResourceWorker(object) as w:
+        w.submit(lambda _r: gate.wait(WAIT))
+        fut = w.submit(lambda _r: None)
+        fut.add_done_callback(raiser(error))
+        fut.add_done_callback(lambda f: ran.append("second"))
+        with pytest.raises(kind) as info:
+            fut.cancel()
+        assert info.value is error
+        assert fut.cancelled()
+        assert ran == ["second"]
+        gate.set()
+        alive(w)
+
+
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
 def test_a_base_exception_in_a_done_callback_during_shutdown_still_stops_the_worker(
     kind: type[BaseException],
 ) -> None:

@@ -786,7 +786,12 @@ class ResourceWorker(_Face, Generic[R]):
             default) waits as long as it takes.
         error_hook: Called as ``error_hook(exc)`` in the owner thread with every
             error that has no caller to go to: the exception of a :meth:`post`
-            request, and of *close* when nobody waits in ``shutdown(wait=True)``.
+            request, of *close* when nobody waits in ``shutdown(wait=True)``,
+            and any ``BaseException`` that is not an :class:`Exception` (say
+            ``SystemExit``) raised by a done-callback of one of the worker's
+            futures run in the owner thread (an :class:`Exception` there is
+            logged by the ``"concurrent.futures"`` logger, as the standard
+            library does).
             The default logs it, with its traceback, at ``ERROR`` level through
             the ``"threadkit"`` :mod:`logging` logger.  If the hook itself raises,
             both errors are logged there; the worker goes on either way.

@@ -368,6 +368,10 @@ class _Core(Generic[R]):
 
     def face_collected(self, _ref: object) -> None:
         if self.accepting:
+            # Stop first, warn second: under -W error the warning raises (and
+            # is only printed, from a weakref callback); the worker must still
+            # be shut down, or its thread would run until interpreter exit.
+            self.request_stop(cancel_futures=False, claim_close_error=False)
             if self.warn_if_collected:
                 warnings.warn(
                     f"threadkit worker {self.name!r} was garbage-collected without "
@@ -375,7 +379,6 @@ class _Core(Generic[R]):
                     ResourceWarning,
                     stacklevel=1,
                 )
-            self.request_stop(cancel_futures=False, claim_close_error=False)
 
 
 # -- the owner thread ---------------------------------------------------------------

@@ -87,3 +87,42 @@ def test_a_producer_blocked_on_a_full_mailbox_is_refused_when_shutdown_ends(
     if not isinstance(late, threadkit.WorkerClosed):
         assert isinstance(late, Future)
         assert late.cancelled() if cancel_futures else late.result(0) == "queued"
+
+
+def _in_a_thread_reusing_the_ident_of(ident: int | None, fn: Callable[[], object]) -> object:
+    """Run *fn* in a new thread whose ident is *ident* (the OS reuses them); return its outcome."""
+    assert ident is not None
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        if threading.get_ident() != ident:
+            return
+        try:
+            outcome.append(fn())
+        except Exception as exc:
+            outcome.append(exc)
+
+    for _ in range(20):
+        t = threading.Thread(target=attempt)
+        t.start()
+        t.join(WAIT)
+        if outcome:
+            return outcome[0]
+    pytest.skip("the OS did not reuse the thread ident")
+
+
+def test_a_new_thread_with_the_ident_of_a_finished_owner_is_refused_not_told_it_deadlocks() -> None:
+    w = threadkit.ResourceWorker(object, name="gone").start()
+    assert w.thread is not None
+    owner_ident = w.thread.ident
+    w.shutdown()
+    outcome = _in_a_thread_reusing_the_ident_of(owner_ident, lambda: w.call(lambda _r: None))
+    assert isinstance(outcome, threadkit.WorkerClosed), outcome
+    assert str(outcome) == "cannot call worker 'gone' after shutdown"
+
+
+def test_a_new_thread_with_the_ident_of_a_finished_task_can_join_it() -> None:
+    task = threadkit.spawn(int)
+    assert task.join(WAIT)
+    outcome = _in_a_thread_reusing_the_ident_of(task.thread.ident, lambda: task.join(WAIT))
+    assert outcome is True

@@ -313,7 +313,8 @@ class Task(Future[T]):
         """
         _check_timeout(timeout)
         thread = self.thread
-        if thread.ident == threading.get_ident():
+        # Not by ident: idents are reused once the task's thread has exited.
+        if thread is threading.current_thread():
             raise DeadlockError(
                 f"join() of task {self._name!r} was called from the task itself; "
                 "it would wait forever"

@@ -531,6 +531,10 @@ def _own(core: _Core[Any]) -> None:
         _serve_mailbox(core)
     finally:
         _waits.forget_owner()
+        # Thread idents are reused once a thread has exited: a later thread
+        # with this one's ident must not pass for the owner (its call() would
+        # raise DeadlockError instead of WorkerClosed).
+        core.owner_ident = None
 
 
 def _serve_mailbox(core: _Core[Any]) -> None:

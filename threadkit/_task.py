@@ -292,6 +292,8 @@ class Task(Future[T]):
             ValueError: *timeout* is negative.
             BaseException: Whatever the function raised.
         """
+        # Checked here too, so that the message names result(), not exception().
+        self._refuse_self_wait("result()")
         self.exception(timeout)
         return super().result(0)
 

@@ -698,9 +698,9 @@ class _Face:
             BaseException: With *wait*, whatever *close* raised.  Also, at
                 once and without waiting, a ``BaseException`` (other than
                 :class:`Exception`, which is logged) raised by a callback of
-                the worker's :attr:`token` or by a done-callback of a future
-                this call cancels, since those run in the calling thread; the
-                shutdown goes on all the same.
+                the worker's :attr:`~threadkit.ResourceWorker.token` or by a
+                done-callback of a future this call cancels, since those run
+                in the calling thread; the shutdown goes on all the same.
 
         Shutdown is idempotent and may be called from many threads at once;
         each ``wait=True`` caller waits for the same end.  Calling it on a

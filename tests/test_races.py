@@ -126,3 +126,45 @@ def test_a_new_thread_with_the_ident_of_a_finished_task_can_join_it() -> None:
     assert task.join(WAIT)
     outcome = _in_a_thread_reusing_the_ident_of(task.thread.ident, lambda: task.join(WAIT))
     assert outcome is True
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["plain", "group-commit"])
+def test_a_request_put_between_the_cancelling_drain_and_the_stop_marker_is_cancelled(
+    batching: bool,
+) -> None:
+    # shutdown(cancel_futures=True) drains the queue, then queues the stop
+    # marker.  A producer that passed the "accepting" check before the
+    # shutdown can put its request in between; it used to run, although
+    # every request that had not started was to be cancelled.
+    started, gate = threading.Event(), threading.Event()
+    hooks: dict[str, Any] = {"end_batch": lambda _r: None} if batching else {}
+    w = threadkit.ResourceWorker(object, **hooks).start()
+    w.submit(lambda _r: _occupy(started, gate))
+    assert started.wait(WAIT)
+    core = w._core
+    at_put, go, put_done = threading.Event(), threading.Event(), threading.Event()
+    real_put, real_put_stop = w._put, core.put_stop
+
+    def held_put(item: tuple[Any, ...]) -> None:
+        at_put.set()  # past the accepting check, not yet queued
+        assert go.wait(WAIT)
+        real_put(item)
+        put_done.set()
+
+    def put_stop_after_the_producer() -> None:
+        go.set()
+        assert put_done.wait(WAIT)
+        real_put_stop()
+
+    w._put = held_put  # type: ignore[method-assign]
+    outcome: list[Future[str]] = []
+    producer = threading.Thread(target=lambda: outcome.append(w.submit(lambda _r: "late")))
+    producer.start()
+    assert at_put.wait(WAIT)
+    core.put_stop = put_stop_after_the_producer  # type: ignore[method-assign]
+    w.shutdown(wait=False, cancel_futures=True)
+    producer.join(WAIT)
+    gate.set()
+    w.shutdown(wait=True)
+    [late] = outcome
+    assert late.cancelled()

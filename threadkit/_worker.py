@@ -217,6 +217,11 @@ class _Core(Generic[R]):
         put(item)
         if self.stopped:
             self.reclaim(item, what)
+        elif self.cancel_futures:
+            # We passed the "accepting" check before shutdown(cancel_futures=True)
+            # began, but its drain may have missed our request (put after it):
+            # cancel it ourselves, unless the owner thread has started it.
+            _cancel(item)
 
     def reclaim(self, item: tuple[Any, ...], what: str) -> None:
         """Settle a request put after the owner thread may have stopped.

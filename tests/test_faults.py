@@ -282,8 +282,10 @@ def test_a_base_exception_in_a_done_callback_during_shutdown_still_stops_the_wor
     error = kind("callback")
     closed = threading.Event()
     gate = threading.Event()
+    started = threading.Event()
     w = threadkit.ResourceWorker(object, close=lambda _r: closed.set()).start()
-    w.submit(lambda _r: gate.wait(WAIT))
+    w.submit(lambda _r: (started.set(), gate.wait(WAIT)))
+    assert started.wait(WAIT)  # so that the shutdown, not the owner, takes the next one
     queued = w.submit(lambda _r: None)
     queued.add_done_callback(raiser(error))
     with pytest.raises(kind) as info:

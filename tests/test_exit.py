@@ -105,13 +105,19 @@ def test_live_workers_executors_tasks_and_groups_all_end_as_documented_at_exit()
         w.submit(until_shutdown)
         w.post(lambda _r: say("worker request"))
 
+        spawned = threading.Event()
+
         def group_in_a_task():
             with threadkit.TaskGroup(name="g") as group:
                 for i in range(2):
                     group.spawn(lambda i: (gate.wait(10), say("group task", i)), i)
+                spawned.set()
             say("group done")
 
         threadkit.spawn(group_in_a_task, name="grouper", daemon=False)
+        # Live at exit, not started at exit: since 3.12 no thread can start
+        # once the interpreter shuts down (spawn() raises RuntimeError then).
+        spawned.wait(10)
         threadkit.spawn(lambda: (gate.wait(10), say("plain task")), daemon=False)
         # Abandoned at exit, as daemon threads are: never prints, never hangs.
         threadkit.spawn(lambda: (threading.Event().wait(), say("daemon task")), daemon=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import threadkit
@@ -656,8 +656,8 @@ CALLABLE_ARGS: dict[str, Callable[[object], object]] = {
 @settings(max_examples=60)
 @given(arg=st.sampled_from(sorted(CALLABLE_ARGS)), value=anything)
 def test_every_non_callable_is_refused_naming_the_argument(arg: str, value: object) -> None:
-    if value is None or callable(value):
-        return  # None means "not given" for every one of them but factory
+    # None means "not given" for every one of them but factory.
+    assume(value is not None and not callable(value))
     with pytest.raises(TypeError, match=rf"^{arg} must be callable, got '{_type_name(value)}'$"):
         CALLABLE_ARGS[arg](value)
 
@@ -671,8 +671,7 @@ INT_ARGS: dict[str, Callable[[object], object]] = {
 @settings(max_examples=60)
 @given(arg=st.sampled_from(sorted(INT_ARGS)), value=anything)
 def test_every_non_int_count_is_refused_naming_the_argument(arg: str, value: object) -> None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return
+    assume(isinstance(value, bool) or not isinstance(value, int))
     with pytest.raises(TypeError, match=rf"^{arg} must be an int, got '{_type_name(value)}'$"):
         INT_ARGS[arg](value)
 
@@ -704,8 +703,8 @@ def _finished_task() -> threadkit.Task[int]:
 @settings(max_examples=60)
 @given(where=st.sampled_from(sorted(TIMEOUT_ARGS)), value=anything)
 def test_every_timeout_that_is_not_a_number_is_refused(where: str, value: object) -> None:
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return
+    assume(value is not None)
+    assume(isinstance(value, bool) or not isinstance(value, int | float))
     with pytest.raises(
         TypeError, match=rf"^timeout must be a number or None, got '{_type_name(value)}'$"
     ):
@@ -733,8 +732,7 @@ NAMED: dict[str, Callable[[object], object]] = {
 @settings(max_examples=60)
 @given(where=st.sampled_from(sorted(NAMED)), value=anything)
 def test_every_name_that_is_not_a_string_is_refused(where: str, value: object) -> None:
-    if value is None or isinstance(value, str):
-        return
+    assume(value is not None and not isinstance(value, str))
     with pytest.raises(
         TypeError, match=rf"^name must be a str or None, got '{_type_name(value)}'$"
     ):
@@ -746,8 +744,7 @@ def test_every_name_that_is_not_a_string_is_refused(where: str, value: object) -
 def test_every_request_that_is_not_callable_is_refused_and_the_worker_goes_on(
     method: str, value: object
 ) -> None:
-    if callable(value):
-        return
+    assume(not callable(value))
     with threadkit.ResourceWorker(list) as w:
         with pytest.raises(
             TypeError, match=rf"^{method}\(\) needs a callable, got '{_type_name(value)}'$"

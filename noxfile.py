@@ -1,8 +1,9 @@
 """The single entry point for checks: ``python -m nox`` runs them all.
 
-Sessions: tests (every supported Python found on the machine), tests_fast_switch
-(the suite with ``sys.setswitchinterval`` lowered, to shake out races), lint,
-typecheck, docs.  ``bench`` is run only on request: ``python -m nox -s bench``.
+Sessions: tests (every supported Python found on the machine), tests_dev (the
+suite under ``-X dev -W error`` with ``sys.setswitchinterval`` lowered, to shake
+out races, on every supported Python too), lint, typecheck, docs.  ``bench`` and
+``soak`` are run only on request: ``python -m nox -s bench``, ``python -m nox -s soak``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import nox
 nox.needs_version = ">=2024.4.15"
 nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = os.environ.get("CI") == "true"
-nox.options.sessions = ["tests", "tests_fast_switch", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "tests_dev", "lint", "typecheck", "docs"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -41,18 +42,46 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
 
 
-@nox.session(python=PYTHONS[-1])
-def tests_fast_switch(session: nox.Session) -> None:
-    """The suite with the GIL switch interval at 1 microsecond, under -X dev."""
+@nox.session(python=PYTHONS)
+def tests_dev(session: nox.Session) -> None:
+    """The suite in development mode, warnings as errors, the GIL switch interval at 1 us.
+
+    ``-X dev`` turns on the debug hooks (unclosed resources, asyncio debug) and
+    ``-W error`` fails on any warning, even outside pytest's own filters; the
+    tiny switch interval makes threads interleave far more often, so races show
+    up.  CPython's executor tests (tests/test_executor_cpython.py) are left to
+    ``tests``: they mostly sleep, and would double this session's time.
+    """
     session.install(".", *group("tests"))
+    args = session.posargs or ["--ignore=tests/test_executor_cpython.py"]
     session.run(
         "python",
         "-X",
         "dev",
+        "-W",
+        "error",
         "-m",
         "pytest",
-        *session.posargs,
+        *args,
         env={"THREADKIT_SWITCH_INTERVAL": "1e-6"},
+    )
+
+
+@nox.session(python=PYTHONS[0])
+def soak(session: nox.Session) -> None:
+    """The soak test at full size: 1.5 million requests pushed per run (over a million
+    accepted), figures printed."""
+    session.install(".", *group("tests"))
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-s",
+        "-o",
+        "timeout=900",
+        "tests/test_soak.py",
+        *session.posargs,
+        env={"THREADKIT_SOAK_REQUESTS": os.environ.get("THREADKIT_SOAK_REQUESTS", "1500000")},
     )
 
 

@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-``THREADKIT_SWITCH_INTERVAL`` (set by the ``tests_fast_switch`` nox session)
+``THREADKIT_SWITCH_INTERVAL`` (set by the ``tests_dev`` nox session)
 lowers the GIL switch interval for the whole run, so that threads interleave
 far more often than they do by default and races show up as failures.
 """

@@ -203,3 +203,13 @@ def test_a_lazy_future_settled_by_hand_behaves_like_a_stock_future() -> None:
     g.set_exception(KeyError("k"))
     assert isinstance(g.exception(), KeyError)
     assert "finished raised KeyError" in repr(g)
+
+
+def test_a_cancelled_future_already_noticed_is_not_run_and_does_not_raise() -> None:
+    # threadkit withdraws a request by cancel() + set_running_or_notify_cancel()
+    # while it may still sit in the mailbox; the owner thread meets it later.
+    f: LazyFuture[int] = LazyFuture()
+    assert f.cancel()
+    assert not f.set_running_or_notify_cancel()
+    assert not f.set_running_or_notify_cancel()
+    assert f.cancelled()

@@ -245,7 +245,7 @@ def test_waiting_for_a_task_from_inside_it_raises_deadlock_error() -> None:
     task.result(WAIT)
     assert errors == [
         f"{what}() of task 'self' was called from the task itself; it would wait forever"
-        for what in ("exception", "exception", "join")
+        for what in ("result", "exception", "join")
     ]
 
 

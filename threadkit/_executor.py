@@ -193,7 +193,17 @@ class SerialExecutor(_Face, Executor):
             TimeoutError: From the iterator, when a result is not ready in time
                 (the calls not yet started are then cancelled).
             BaseException: From the iterator, whatever a call raised.
+            TypeError: *fn* is not callable, or *timeout* is not a number
+                (raised here, at the call, naming the argument).
         """
+        # Checked here, not left to submit() and the arithmetic inside the
+        # stdlib's map(), whose messages would name neither map() nor timeout.
+        if not callable(fn):
+            raise TypeError(f"map() needs a callable, got {type(fn).__name__!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+        ):
+            raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__!r}")
         return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     # Private names that CPython's own executor tests read from a

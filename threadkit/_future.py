@@ -38,6 +38,7 @@ from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
     FINISHED,
+    LOGGER,
     PENDING,
     RUNNING,
 )
@@ -86,7 +87,13 @@ class LazyFuture(Future[T]):
             return True
         # cancel() claimed it, under the Condition, and holds it until the
         # state says CANCELLED; the stock method then notifies the waiters.
-        return super().set_running_or_notify_cancel()
+        # The Condition's lock is an RLock, so it can be held around it.
+        with self._condition:
+            if self._state == CANCELLED_AND_NOTIFIED:
+                # Noticed already: threadkit cancels and notifies at once a
+                # request it withdraws, which may still sit in the mailbox.
+                return False
+            return super().set_running_or_notify_cancel()
 
     def cancel(self) -> bool:
         with self._condition:
@@ -127,8 +134,34 @@ class LazyFuture(Future[T]):
         self._invoke_callbacks()
 
     def _invoke_callbacks(self) -> None:
-        if self.__dict__.get("_done_callbacks"):
-            super()._invoke_callbacks()  # type: ignore[misc]  # private in typeshed
+        callbacks = self.__dict__.get("_done_callbacks")
+        if not callbacks:
+            return
+        # As the stdlib does, an Exception is logged and the next callback
+        # runs.  For any other BaseException the stdlib's behaviour is
+        # undefined (in practice it escapes and aborts the other callbacks):
+        # here every callback runs, then the first one is re-raised, except in
+        # the owner thread, which must not die of a callback (that would
+        # strand every queued request): there each goes to the error hook.
+        interrupts: list[BaseException] = []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                LOGGER.exception("exception calling callback for %r", self)
+            except BaseException as exc:  # routed: see above
+                interrupts.append(exc)
+        if not interrupts:
+            return
+        owner = self._owner
+        if owner is not None and owner.owner_ident == threading.get_ident():
+            for interrupt in interrupts:
+                owner.report(interrupt, f"a done-callback of {self!r}")
+            return
+        try:
+            raise interrupts[0]
+        finally:
+            interrupts.clear()  # break the cycle exc -> traceback -> this frame
 
     # -- reading: the state is final once FINISHED or cancelled -------------------
 

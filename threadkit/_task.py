@@ -292,6 +292,8 @@ class Task(Future[T]):
             ValueError: *timeout* is negative.
             BaseException: Whatever the function raised.
         """
+        # Checked here too, so that the message names result(), not exception().
+        self._refuse_self_wait("result()")
         self.exception(timeout)
         return super().result(0)
 
@@ -313,7 +315,8 @@ class Task(Future[T]):
         """
         _check_timeout(timeout)
         thread = self.thread
-        if thread.ident == threading.get_ident():
+        # Not by ident: idents are reused once the task's thread has exited.
+        if thread is threading.current_thread():
             raise DeadlockError(
                 f"join() of task {self._name!r} was called from the task itself; "
                 "it would wait forever"

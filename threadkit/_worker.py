@@ -222,6 +222,11 @@ class _Core(Generic[R]):
         put(item)
         if self.stopped:
             self.reclaim(item, what)
+        elif self.cancel_futures:
+            # We passed the "accepting" check before shutdown(cancel_futures=True)
+            # began, but its drain may have missed our request (put after it):
+            # cancel it ourselves, unless the owner thread has started it.
+            _cancel(item)
 
     def reclaim(self, item: tuple[Any, ...], what: str) -> None:
         """Settle a request put after the owner thread may have stopped.
@@ -250,18 +255,21 @@ class _Core(Generic[R]):
     def drain(self, settle: Callable[[tuple[Any, ...]], None]) -> None:
         """Take every queued request and settle it; keep the stop marker queued."""
         saw_stop = False
-        while True:
-            try:
-                item = self.mailbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                saw_stop = True
-            else:
-                settle(item)
-        if saw_stop:
-            # Taken while draining; the owner thread still needs it.
-            self.put_stop()
+        try:
+            while True:
+                try:
+                    item = self.mailbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    saw_stop = True
+                else:
+                    settle(item)
+        finally:
+            # Even if settling raised (a done-callback's KeyboardInterrupt, in
+            # the thread draining): the owner thread still needs the marker.
+            if saw_stop:
+                self.put_stop()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -307,15 +315,23 @@ class _Core(Generic[R]):
             self.stop_requested = True
             if self.state in (_STARTING, _RUNNING):
                 self.state = _STOPPING
-        if cancel_futures:
-            # Before the token: cancelling it may end the running request, and
-            # the owner thread would then start the next one before the drain.
-            self.drain(_cancel)
-        if first:
-            # A long request polling current_token() can stop early.
-            self.token.cancel(f"worker {self.name!r} is shutting down")
-        if put_stop:
-            self.put_stop()
+        # Token callbacks and the futures' done-callbacks run in this thread,
+        # and may raise a BaseException (cancel() re-raises those): each step
+        # still happens, and above all the stop marker is queued, or the owner
+        # thread would wait for it for ever.  The exception is raised after.
+        try:
+            if cancel_futures:
+                # Before the token: cancelling it may end the running request,
+                # and the owner thread would then start the next one first.
+                self.drain(_cancel)
+        finally:
+            try:
+                if first:
+                    # A long request polling current_token() can stop early.
+                    self.token.cancel(f"worker {self.name!r} is shutting down")
+            finally:
+                if put_stop:
+                    self.put_stop()
         return True
 
     def started_ok(self) -> None:
@@ -393,6 +409,10 @@ class _Core(Generic[R]):
 
     def face_collected(self, _ref: object) -> None:
         if self.accepting:
+            # Stop first, warn second: under -W error the warning raises (and
+            # is only printed, from a weakref callback); the worker must still
+            # be shut down, or its thread would run until interpreter exit.
+            self.request_stop(cancel_futures=False, claim_close_error=False)
             if self.warn_if_collected:
                 warnings.warn(
                     f"threadkit worker {self.name!r} was garbage-collected without "
@@ -400,7 +420,6 @@ class _Core(Generic[R]):
                     ResourceWarning,
                     stacklevel=1,
                 )
-            self.request_stop(cancel_futures=False, claim_close_error=False)
 
 
 # -- the owner thread ---------------------------------------------------------------
@@ -742,7 +761,12 @@ class _Face:
                 request finishes.
 
         Raises:
-            BaseException: With *wait*, whatever *close* raised.
+            BaseException: With *wait*, whatever *close* raised.  Also, at
+                once and without waiting, a ``BaseException`` (other than
+                :class:`Exception`, which is logged) raised by a callback of
+                the worker's :attr:`~threadkit.ResourceWorker.token` or by a
+                done-callback of a future this call cancels, since those run
+                in the calling thread; the shutdown goes on all the same.
 
         Shutdown is idempotent and may be called from many threads at once;
         each ``wait=True`` caller waits for the same end.  Calling it on a
@@ -835,7 +859,12 @@ class ResourceWorker(_Face, Generic[R]):
             default) waits as long as it takes.
         error_hook: Called as ``error_hook(exc)`` in the owner thread with every
             error that has no caller to go to: the exception of a :meth:`post`
-            request, and of *close* when nobody waits in ``shutdown(wait=True)``.
+            request, of *close* when nobody waits in ``shutdown(wait=True)``,
+            and any ``BaseException`` that is not an :class:`Exception` (say
+            ``SystemExit``) raised by a done-callback of one of the worker's
+            futures run in the owner thread (an :class:`Exception` there is
+            logged by the ``"concurrent.futures"`` logger, as the standard
+            library does).
             The default logs it, with its traceback, at ``ERROR`` level through
             the ``"threadkit"`` :mod:`logging` logger.  If the hook itself raises,
             both errors are logged there; the worker goes on either way.
@@ -1225,7 +1254,11 @@ def _at_interpreter_exit() -> None:
     _interpreter_exiting = True
     cores = list(_live_cores)
     for core in cores:
-        core.request_stop(cancel_futures=False, claim_close_error=False)
+        try:
+            core.request_stop(cancel_futures=False, claim_close_error=False)
+        except BaseException as exc:  # routed: a token callback's error must not leave
+            # the other workers running (their queued requests would be lost).
+            core.report(exc, "shutdown at interpreter exit")
     for core in cores:
         if core.thread is not None and core.thread.ident is not None:
             core.thread.join()

@@ -57,8 +57,9 @@ def run_until_blocked(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, 
     Proves that the thread *waits* by an event, not by timing: a profile hook
     in that thread sets it when the thread enters
     :meth:`threading.Condition.wait` (where ``queue.Queue.put`` blocks while
-    the mailbox is full) or acquires a lock from inside
-    :meth:`ResourceWorker.call` (where a caller waits for its request).
+    the mailbox is full), acquires a lock from inside
+    :meth:`ResourceWorker.call` (where a caller waits for its request), or
+    joins a thread (where ``shutdown(wait=True)`` waits for the owner).
     Fails if fn returns without blocking.  The dict gets 'result' or 'error',
     then 'done'.
     """
@@ -67,13 +68,20 @@ def run_until_blocked(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, 
     out: dict[str, Any] = {}
 
     def hook(frame: Any, event: str, arg: Any) -> None:
-        if (event == "call" and frame.f_code is wait_code) or (
-            event == "c_call"
-            and getattr(arg, "__name__", None) == "acquire"
-            and frame.f_code.co_name == "call"
-            and frame.f_code.co_filename.endswith("_worker.py")
-        ):
+        if event == "call" and frame.f_code is wait_code:
             blocked.set()
+        elif event == "c_call":
+            c_name = getattr(arg, "__name__", None)
+            where = (frame.f_code.co_name, frame.f_code.co_filename)
+            if (
+                # a caller of ResourceWorker.call() waiting for its request
+                (c_name == "acquire" and where[0] == "call" and where[1].endswith("_worker.py"))
+                # Thread.join(): 3.11 and 3.12 wait on the thread's tstate lock,
+                # 3.13 on its handle
+                or (c_name == "acquire" and where[0] == "_wait_for_tstate_lock")
+                or (c_name == "join" and where[0] == "join" and where[1].endswith("threading.py"))
+            ):
+                blocked.set()
 
     def run() -> None:
         sys.setprofile(hook)

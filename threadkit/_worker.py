@@ -777,8 +777,8 @@ class _Face:
         if not core.request_stop(cancel_futures=cancel_futures, claim_close_error=waits):
             return
         if waits:
-            # No timeout: the wait is bounded by the request running now.
-            core.finished.wait()
+            # No timeout: the wait is bounded by the request running now.  The
+            # thread's exit comes after close and `finished`: one wake-up.
             assert core.thread is not None
             core.thread.join()
             if core.close_error is not None:

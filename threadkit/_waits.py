@@ -82,11 +82,6 @@ def wait_ends() -> None:
     _waiting.pop(threading.get_ident(), None)
 
 
-def waits_for(ident: int) -> int | None:
-    """The thread that thread *ident* is blocked on, if it is blocked on a threadkit wait."""
-    return _waiting.get(ident)
-
-
 def forget_all() -> None:
     """After fork(): the threads of the parent's edges do not exist here."""
     _waiting.clear()

@@ -222,10 +222,11 @@ class _Core(Generic[R]):
         put(item)
         if self.stopped:
             self.reclaim(item, what)
-        elif self.cancel_futures:
+        elif self.cancel_futures and item[0] is not None:
             # We passed the "accepting" check before shutdown(cancel_futures=True)
             # began, but its drain may have missed our request (put after it):
-            # cancel it ourselves, unless the owner thread has started it.
+            # cancel it ourselves, unless the owner thread has started it.  A
+            # post() has no handle to cancel by: it runs (documented).
             _cancel(item)
 
     def reclaim(self, item: tuple[Any, ...], what: str) -> None:
@@ -757,8 +758,10 @@ class _Face:
             cancel_futures: If true, cancel every request that has not started
                 (their futures are cancelled; :meth:`~ResourceWorker.call`
                 raises :class:`~concurrent.futures.CancelledError`;
-                :meth:`~ResourceWorker.post` requests are dropped).  The running
-                request finishes.
+                :meth:`~ResourceWorker.post` requests still queued are
+                dropped; one posted while this shutdown begins may still run,
+                having no handle to cancel it by).  The running request
+                finishes.
 
         Raises:
             BaseException: With *wait*, whatever *close* raised.  Also, at

@@ -34,6 +34,7 @@ import re
 import threading
 from _thread import RLock as _CRLock
 from _thread import allocate_lock, get_ident
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
 from types import TracebackType
@@ -451,6 +452,56 @@ def _lock_repr(obj: Lock | RLock, stats: LockStatistics) -> str:
 # -- the public primitives ------------------------------------------------------------------
 
 
+def _set_up(
+    obj: Lock | RLock,
+    kind: str,
+    name: str | None,
+    raise_on_timeout: bool,
+    *,
+    tracked: Callable[[Any], dict[str, object]],
+    plain: Callable[[Any], dict[str, object]],
+) -> None:
+    """Fill a Lock's or RLock's method slots: the C lock's own, or a tracker's.
+
+    The mode is chosen once, here (see :mod:`threadkit.checks`): with checks
+    off the slots hold the C lock's bound methods, so nothing runs in Python.
+    *tracked* and *plain* give the slots that differ between the two kinds.
+    """
+    _check_name(name)
+    obj._name = name
+    order = checks._enabled
+    if order or raise_on_timeout:
+        key, label = _identify(obj, kind, name, order=order)
+        tracker_type = _LockTracker if kind == "Lock" else _RLockTracker
+        t = obj._tracker = tracker_type(label, key, order=order, raise_on_timeout=raise_on_timeout)
+        obj._lock = t.lock
+        _bind(
+            obj,
+            acquire=t.acquire,
+            release=t.release,
+            __enter__=t.acquire,
+            __exit__=t.exit,
+            _is_owned=t.is_owned,
+            _release_save=t.release_save,
+            _acquire_restore=t.acquire_restore,
+            _at_fork_reinit=t.at_fork_reinit,
+            **tracked(t),
+        )
+    else:
+        obj._tracker = None
+        lock: Any = allocate_lock() if kind == "Lock" else _CRLock()
+        obj._lock = lock
+        _bind(
+            obj,
+            acquire=lock.acquire,
+            release=lock.release,
+            __enter__=lock.__enter__,
+            __exit__=lock.__exit__,
+            _at_fork_reinit=lock._at_fork_reinit,
+            **plain(lock),
+        )
+
+
 class Lock:
     """A primitive lock: :class:`threading.Lock`, with a name and optional checks.
 
@@ -521,44 +572,20 @@ class Lock:
         def _at_fork_reinit(self) -> None: ...
 
     def __init__(self, *, name: str | None = None, raise_on_timeout: bool = False) -> None:
-        _check_name(name)
-        self._name = name
-        order = checks._enabled
-        if order or raise_on_timeout:
-            key, label = _identify(self, "Lock", name, order=order)
-            t = self._tracker = _LockTracker(
-                label, key, order=order, raise_on_timeout=raise_on_timeout
-            )
-            self._lock = t.lock
-            _bind(
-                self,
-                acquire=t.acquire,
-                release=t.release,
-                locked=t.lock.locked,
-                __enter__=t.acquire,
-                __exit__=t.exit,
-                _is_owned=t.is_owned,
-                _release_save=t.release_save,
-                _acquire_restore=t.acquire_restore,
-                _at_fork_reinit=t.at_fork_reinit,
-            )
-        else:
-            self._tracker = None
-            lock: Any = allocate_lock()
-            self._lock = lock
-            _bind(
-                self,
-                acquire=lock.acquire,
-                release=lock.release,
-                locked=lock.locked,
-                __enter__=lock.__enter__,
-                __exit__=lock.__exit__,
+        _set_up(
+            self,
+            "Lock",
+            name,
+            raise_on_timeout,
+            tracked=lambda t: {"locked": t.lock.locked},
+            plain=lambda lock: {
+                "locked": lock.locked,
                 # What threading.Condition falls back to for a plain lock.
-                _is_owned=functools.partial(_plain_is_owned, lock),
-                _release_save=lock.release,
-                _acquire_restore=functools.partial(_plain_acquire_restore, lock),
-                _at_fork_reinit=lock._at_fork_reinit,
-            )
+                "_is_owned": functools.partial(_plain_is_owned, lock),
+                "_release_save": lock.release,
+                "_acquire_restore": functools.partial(_plain_acquire_restore, lock),
+            },
+        )
 
     @property
     def name(self) -> str | None:
@@ -653,43 +680,19 @@ class RLock:
         def _at_fork_reinit(self) -> None: ...
 
     def __init__(self, *, name: str | None = None, raise_on_timeout: bool = False) -> None:
-        _check_name(name)
-        self._name = name
-        order = checks._enabled
-        if order or raise_on_timeout:
-            key, label = _identify(self, "RLock", name, order=order)
-            t = self._tracker = _RLockTracker(
-                label, key, order=order, raise_on_timeout=raise_on_timeout
-            )
-            self._lock = t.lock
-            _bind(
-                self,
-                acquire=t.acquire,
-                release=t.release,
-                __enter__=t.acquire,
-                __exit__=t.exit,
-                _is_owned=t.is_owned,
-                _release_save=t.release_save,
-                _acquire_restore=t.acquire_restore,
-                _recursion_count=t.recursion_count,
-                _at_fork_reinit=t.at_fork_reinit,
-            )
-        else:
-            self._tracker = None
-            lock: Any = _CRLock()
-            self._lock = lock
-            _bind(
-                self,
-                acquire=lock.acquire,
-                release=lock.release,
-                __enter__=lock.__enter__,
-                __exit__=lock.__exit__,
-                _is_owned=lock._is_owned,
-                _release_save=lock._release_save,
-                _acquire_restore=lock._acquire_restore,
-                _recursion_count=lock._recursion_count,
-                _at_fork_reinit=lock._at_fork_reinit,
-            )
+        _set_up(
+            self,
+            "RLock",
+            name,
+            raise_on_timeout,
+            tracked=lambda t: {"_recursion_count": t.recursion_count},
+            plain=lambda lock: {
+                "_is_owned": lock._is_owned,
+                "_release_save": lock._release_save,
+                "_acquire_restore": lock._acquire_restore,
+                "_recursion_count": lock._recursion_count,
+            },
+        )
 
     @property
     def name(self) -> str | None:

@@ -173,7 +173,6 @@ class _Core(Generic[R]):
         self.thread: threading.Thread | None = None
         self.owner_ident: int | None = None
         self.started = threading.Event()
-        self.finished = threading.Event()
         self.start_error: BaseException | None = None
         self.close_error_claimed = False
         self.close_error: BaseException | None = None
@@ -298,7 +297,6 @@ class _Core(Generic[R]):
             if self.state == _NEW:
                 self.state = _CLOSED
                 self.stopped = True
-                self.finished.set()
             if self.thread is None:
                 # Never started, now or by an earlier shutdown(): there is no
                 # thread to wait for (and a second call must not look for one).
@@ -376,7 +374,6 @@ class _Core(Generic[R]):
         for item in self.final_sweep():
             _fail(self, item, self.broken(exc, "run a request on"))
         self.started.set()
-        self.finished.set()
 
     def report(self, exc: BaseException, where: str) -> None:
         """Route an error that has no caller to the error hook (never raises)."""
@@ -655,7 +652,6 @@ def _serve_mailbox(core: _Core[Any]) -> None:
             core.mailbox.unbound()
         with core._state_lock:
             core.state = _CLOSED
-        core.finished.set()
 
 
 def _check_callable(value: object, what: str) -> None:
@@ -781,7 +777,7 @@ class _Face:
             return
         if waits:
             # No timeout: the wait is bounded by the request running now.  The
-            # thread's exit comes after close and `finished`: one wake-up.
+            # thread exits after close has run: joining it is one wake-up.
             assert core.thread is not None
             core.thread.join()
             if core.close_error is not None:
@@ -1243,8 +1239,6 @@ def _after_fork_in_child() -> None:
         core.stop_requested = True
         core.stopped = True
         core.state = _CLOSED
-        core.finished = threading.Event()
-        core.finished.set()
     _waits.forget_all()
 
 

@@ -39,8 +39,9 @@ from typing import Any
 import pytest
 
 import threadkit
+from threadkit._engine import CallSlot
+from threadkit._engine import _live as _live_cores
 from threadkit._future import LazyFuture
-from threadkit._worker import _CallSlot, _live_cores
 
 from .conftest import WAIT
 
@@ -237,7 +238,7 @@ def _soak(kind: str, maxsize: int, cancel_futures: bool, total: int) -> Figures:
     return figures
 
 
-def _live(kind: type) -> int:
+def _live_count(kind: type) -> int:
     return sum(1 for o in gc.get_objects() if type(o) is kind)
 
 
@@ -262,8 +263,8 @@ def test_every_accepted_request_runs_once_in_order_and_nothing_is_leaked(
     # Warm up first: imports, counters and interned names are not a leak.
     _soak(kind, maxsize, cancel_futures, PRODUCERS * 500)
     gc.collect()
-    futures_before = _live(LazyFuture)
-    slots_before = _live(_CallSlot)
+    futures_before = _live_count(LazyFuture)
+    slots_before = _live_count(CallSlot)
     tracemalloc.start()
     try:
         gc.collect()
@@ -290,6 +291,6 @@ def test_every_accepted_request_runs_once_in_order_and_nothing_is_leaked(
     assert posts_dropped >= 0
     assert cancel_futures or posts_dropped == 0
     assert after - before < MEMORY_SLACK, report
-    assert _live(LazyFuture) == futures_before
-    assert _live(_CallSlot) == slots_before
-    assert not any(core.name == "soak" for core in _live_cores)
+    assert _live_count(LazyFuture) == futures_before
+    assert _live_count(CallSlot) == slots_before
+    assert not any(core.name == "soak" for core in _live_cores.copy().values())

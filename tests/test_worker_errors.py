@@ -338,8 +338,8 @@ def interrupting_main_once_blocked_in_call(
         if (
             event == "c_call"
             and getattr(arg, "__name__", None) == "acquire"
-            and frame.f_code.co_name == "call"
-            and frame.f_code.co_filename.endswith("_worker.py")
+            and frame.f_code.co_name == "_call"
+            and frame.f_code.co_filename.endswith("_engine.py")
         ):
             blocked.set()
 

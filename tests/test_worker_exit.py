@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import threadkit
-from threadkit import ResourceWorker, _worker
+from threadkit import ResourceWorker, _engine
 
 from .conftest import WAIT
 
@@ -96,7 +96,7 @@ def test_a_failing_post_at_interpreter_exit_is_logged_not_lost() -> None:
 
 
 def test_start_after_interpreter_shutdown_began_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_worker, "_interpreter_exiting", True)
+    monkeypatch.setattr(_engine, "_interpreter_exiting", True)
     w = ResourceWorker(lambda: None)
     with pytest.raises(RuntimeError, match=r"^cannot start a worker after interpreter shutdown$"):
         w.start()

@@ -75,7 +75,7 @@ def run_until_blocked(fn: Any, *args: Any) -> tuple[threading.Thread, dict[str, 
             where = (frame.f_code.co_name, frame.f_code.co_filename)
             if (
                 # a caller of ResourceWorker.call() waiting for its request
-                (c_name == "acquire" and where[0] == "call" and where[1].endswith("_worker.py"))
+                (c_name == "acquire" and where[0] == "_call" and where[1].endswith("_engine.py"))
                 # Thread.join(): 3.11 and 3.12 wait on the thread's tstate lock,
                 # 3.13 on its handle
                 or (c_name == "acquire" and where[0] == "_wait_for_tstate_lock")

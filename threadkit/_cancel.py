@@ -49,6 +49,8 @@ __all__ = ["CancelRegistration", "CancelToken", "current_token"]
 logger = logging.getLogger("threadkit")
 
 Callback = Callable[[], object]
+# What cancel() found to run: each cancelled token with its callbacks.
+_Work = list[tuple["CancelToken", list[tuple["CancelRegistration", Callback]]]]
 
 
 class CancelRegistration:
@@ -226,15 +228,28 @@ class CancelToken:
             True if this call cancelled the token; False if it was already
             cancelled (then nothing happens, and the first reason stays).
         """
+        work = self._begin_cancel(reason)
+        if work is None:
+            return False
+        self._finish_cancel(work)
+        return True
+
+    def _begin_cancel(self, reason: object) -> _Work | None:
+        """The first half of :meth:`cancel`: mark the subtree, wake the waiters.
+
+        Runs no user code, so a caller (a worker's shutdown) can commit its
+        own state around it before any callback runs.  Returns the callbacks
+        to run with :meth:`_finish_cancel`, or None if already cancelled.
+        """
         me = threading.get_ident()
-        work: list[tuple[CancelToken, list[tuple[CancelRegistration, Callback]]]] = []
+        work: _Work = []
         todo: list[CancelToken] = [self]
         while todo:
             token = todo.pop()
             with token._lock:
                 if token._cancelled:
                     if token is self:
-                        return False
+                        return None
                     continue
                 token._cancelled = True
                 token._reason = reason
@@ -254,8 +269,11 @@ class CancelToken:
             if callbacks:
                 work.append((token, list(callbacks.items())))
             todo.extend(reversed(kids))
+        return work
+
+    def _finish_cancel(self, work: _Work) -> None:
+        """The second half of :meth:`cancel`: run the callbacks (see its docs for errors)."""
         _run_callbacks(work)
-        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the token is cancelled or *timeout* seconds have passed.

@@ -22,21 +22,13 @@ from time import monotonic
 from types import FrameType
 from typing import Any, TextIO
 
-from threadkit import _task, _waits, _worker, checks
+from threadkit import _engine, _task, _waits, checks
 
 __all__ = ["dump", "dump_path", "install_dump_handler"]
 
 
 def _thread_names() -> dict[int, str]:
     return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
-
-
-def _describe_request(item: tuple[Any, ...] | None) -> str:
-    if item is None:
-        return "idle"
-    fn = item[1]
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    return f"running {name}()"
 
 
 def dump() -> str:
@@ -68,17 +60,15 @@ def dump() -> str:
         relevant.add(ident)
         return f"thread {names.get(ident, ident)!r}"
 
-    cores = sorted(list(_worker._live_cores), key=lambda c: c.name)
+    workers = _engine.worker_snapshots()
     lines.append("")
-    lines.append(f"workers ({len(cores)}):")
-    for core in cores:
-        current, since = core.current, core.since
-        doing = _describe_request(current)
-        if current is not None:
-            doing += f" for {now - since:.3f} s"
+    lines.append(f"workers ({len(workers)}):")
+    for w in workers:
+        doing = "idle" if w.running is None else f"running {w.running}()"
+        if w.since is not None:
+            doing += f" for {now - w.since:.3f} s"
         lines.append(
-            f"  worker {core.name!r} {core.state}, {thread(core.owner_ident)}, "
-            f"{core.mailbox.qsize()} queued, {doing}"
+            f"  worker {w.name!r} {w.state}, {thread(w.owner_ident)}, {w.pending} queued, {doing}"
         )
 
     tasks = [t for t in list(_task._live_tasks) if not t.done()]
@@ -110,7 +100,7 @@ def dump() -> str:
     lines.append("")
     lines.append("waits:")
     waits = 0
-    for ident, target in list(_waits._waiting.items()):
+    for ident, target in _waits.snapshot().items():
         lines.append(f"  {_waits.describe(ident)} waits for {_waits.describe(target)}")
         relevant.update((ident, target))
         waits += 1

@@ -1,60 +1,51 @@
-"""SerialExecutor: the owner loop behind the :class:`concurrent.futures.Executor` interface.
+"""SerialExecutor: the engine behind the :class:`concurrent.futures.Executor` interface.
 
-It is a thin face: the queue, the loop, shutdown and the exactly-once
-machinery are :mod:`threadkit._worker`'s, with no resource (callables run as
-``fn(*args, **kwargs)``) and with the standard library's words for misuse.
+A thin face over :mod:`threadkit._engine`: no resource (callables run as
+``fn(*args, **kwargs)``), requests accepted from construction, and the
+standard library's words for misuse.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures.thread import BrokenThreadPool
 from typing import Any, ParamSpec, TypeVar
 
-from threadkit._errors import WorkerClosed
-from threadkit._worker import (
-    _check_callable,
-    _check_count,
-    _check_name,
-    _check_put_timeout,
-    _Core,
-    _Face,
-    _interpreter_exiting_now,
-    _run,
+from threadkit._engine import (
+    Core,
+    Face,
+    check_callable,
+    check_count,
+    check_name,
+    check_put_timeout,
+    default_name,
+    interpreter_exiting,
 )
+from threadkit._errors import WorkerClosed
 
 __all__ = ["SerialExecutor"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
-_names = itertools.count(1)
 _BROKEN = "A thread initializer failed, the thread pool is not usable anymore"
 
 
-class _ExecutorCore(_Core[None]):
-    """The core with :class:`~concurrent.futures.ThreadPoolExecutor`'s error words."""
-
-    def refuse(self, what: str) -> BaseException:
-        if self.start_error is not None:
-            return self.broken(self.start_error, what)
-        if _interpreter_exiting_now():
-            return WorkerClosed("cannot schedule new futures after interpreter shutdown")
-        return WorkerClosed("cannot schedule new futures after shutdown")
-
-
-def _broken(cause: BaseException, _what: str) -> BaseException:
-    err = BrokenThreadPool(_BROKEN)
-    err.__cause__ = cause
-    return err
+def _refusal(core: Core[Any], what: str) -> BaseException:
+    """ThreadPoolExecutor's words for a submit that cannot be accepted."""
+    if core.start_error is not None:
+        err = BrokenThreadPool(_BROKEN)
+        err.__cause__ = core.start_error
+        return err
+    if interpreter_exiting():
+        return WorkerClosed("cannot schedule new futures after interpreter shutdown")
+    return WorkerClosed("cannot schedule new futures after shutdown")
 
 
-class SerialExecutor(_Face, Executor):
+class SerialExecutor(Face, Executor):
     """An :class:`~concurrent.futures.Executor` that runs every callable on one thread, in order.
 
     A drop-in replacement for ``ThreadPoolExecutor(max_workers=1)``: the same
@@ -111,7 +102,7 @@ class SerialExecutor(_Face, Executor):
         put_timeout: float | None = None,
     ) -> None:
         if max_workers is not None:
-            _check_count(max_workers, "max_workers", -(2**63))
+            check_count(max_workers, "max_workers", -(2**63))
             if max_workers <= 0:  # the standard library's words
                 raise ValueError("max_workers must be greater than 0")
             if max_workers != 1:
@@ -124,14 +115,14 @@ class SerialExecutor(_Face, Executor):
                 f"thread_name_prefix must be a str, got {type(thread_name_prefix).__name__!r}"
             )
         if name is None:
-            name = f"{type(self).__name__}-{next(_names)}"
-        _check_name(name)
-        _check_count(maxsize, "maxsize", 0)
+            name = default_name(type(self).__name__)
+        check_name(name)
+        check_count(maxsize, "maxsize", 0)
         if initializer is not None:
-            _check_callable(initializer, "initializer")
+            check_callable(initializer, "initializer")
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__!r}")
-        _check_put_timeout(put_timeout, maxsize)
+        check_put_timeout(put_timeout, maxsize)
 
         def open_() -> None:
             if initializer is not None:
@@ -143,20 +134,19 @@ class SerialExecutor(_Face, Executor):
                     )
                     raise
 
-        core = _ExecutorCore(name, open_, maxsize=maxsize, pass_resource=False)
-        core.broken = _broken
+        core = Core(
+            name,
+            open_,
+            maxsize=maxsize,
+            pass_resource=False,
+            accept_early=True,
+            kind="executor",
+            refusal=_refusal,
+        )
         core.warn_if_collected = False
         self._core = core
         self._bind_mailbox(put_timeout)
-        thread_name = f"{thread_name_prefix or name}_0"
-
-        def launch() -> None:
-            core.thread = threading.Thread(target=_run, args=(core,), name=thread_name)
-            core.face_ref = weakref.ref(self, core.face_collected)
-
-        core.begin(launch, accept_now=True)
-        assert core.thread is not None
-        core.thread.start()
+        core.start(f"{thread_name_prefix or name}_0", self)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` and return its :class:`~concurrent.futures.Future`.

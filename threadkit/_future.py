@@ -2,28 +2,32 @@
 
 A stock ``Future`` builds a :class:`threading.Condition` (an ``RLock``, a deque
 and six bound methods) and two lists the moment it is created: about 1.6 KB,
-most of a queued request's memory; and every state change takes that
-Condition, even when nobody waits.  :class:`LazyFuture` keeps the same
-attributes and the same protocol, so every ``Future`` method and
+most of a queued request's memory (``nox -s bench``: "memory per pending
+submit()").  :class:`LazyFuture` keeps the same attributes and the same
+observable protocol, so every ``Future`` method and
 :func:`concurrent.futures.wait` / :func:`~concurrent.futures.as_completed`
 (which read ``_condition``, ``_waiters`` and ``_state`` directly) work
-unchanged, but:
+unchanged, but ``_condition``, ``_waiters`` and ``_done_callbacks`` appear on
+first use (``__getattr__``).
 
-* ``_condition``, ``_waiters`` and ``_done_callbacks`` appear on first use
-  (``__getattr__``; ``dict.setdefault`` makes the creation race-free);
-* the owner thread settles a future without the Condition while nobody has
-  created it.  The protocol that makes this safe: **a waiter creates the
-  Condition before it reads** ``_state`` (every stock method does, by entering
-  ``with self._condition``), **and the owner writes** ``_state`` **before it
-  looks for the Condition**.  So either the owner sees the Condition and
-  notifies under it, or the waiter sees the final state.  The same argument
-  covers ``add_done_callback`` (its append happens under the Condition) and
-  the waiters that ``wait()`` installs;
-* running and cancelling are decided by one atomic ``dict.setdefault`` of a
-  private ``_claim`` key, instead of under the Condition;
-* ``result()``, ``exception()``, ``done()``, ``running()`` and ``cancelled()``
-  read ``_state`` without locking (``_result`` / ``_exception`` are written
-  before ``_state`` becomes ``FINISHED``).
+The protocol is the standard library's: **a state change and its
+notification happen under one lock**.  A reader of the state (every stock
+method, ``wait()``, ``as_completed()``) holds the Condition; so does the
+owner thread when it publishes a result, *if the Condition exists*.  Whether
+it exists is decided under the engine's ``future_lock`` (one per worker),
+which both sides take: a reader creates the Condition under it; the owner,
+under it, either sees no Condition and writes the final state there (every
+later reader creates the Condition after that write, finds the state final,
+and is never notified: it counts the future once), or sees the Condition and
+publishes under it, as the stock ``set_result`` does.  The first release
+wrote the state outside both locks and notified afterwards, so ``wait()``
+could count a future twice (tests/test_future.py pins that interleaving).
+
+Running and cancelling are decided by one atomic ``dict.setdefault`` of a
+private ``_claim`` key.  ``result()``, ``exception()``, ``done()``,
+``running()`` and ``cancelled()`` read ``_state`` without locking (``_result``
+/ ``_exception`` are stored before ``_state`` becomes ``FINISHED``, in the
+same thread).
 
 Only threadkit's owner loop settles these futures; like any executor's
 futures they are not meant for ``set_result`` by user code (a call on a
@@ -54,14 +58,17 @@ T = TypeVar("T")
 _LISTS = frozenset({"_waiters", "_done_callbacks"})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
+# The future_lock of futures made by hand, outside any worker.
+_LOCK = threading.Lock()
 
 
 class LazyFuture(Future[T]):
     """A :class:`concurrent.futures.Future` that costs little until someone waits."""
 
-    # The worker core whose owner thread settles this future, for the
-    # waits-for check (set by the worker; None for a future made by hand).
-    _owner: Any = None
+    # The engine core whose owner thread settles this future (set by the
+    # engine): its future_lock orders publishing against creating the
+    # Condition, and its owner thread is what a waiter waits for.
+    _core: Any = None
 
     def __init__(self) -> None:
         # Deliberately not calling Future.__init__: it would build the Condition.
@@ -69,13 +76,18 @@ class LazyFuture(Future[T]):
         self._result = None
         self._exception = None
 
+    def _lock(self) -> Any:
+        core = self._core
+        return _LOCK if core is None else core.future_lock
+
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails, i.e. on the first use of a
-        # lazy attribute.  dict.setdefault is atomic, so threads racing here
-        # agree on one object; a loser's fresh Condition was never locked.
+        # lazy attribute.
         if name == "_condition":
-            return self.__dict__.setdefault(name, threading.Condition())
+            with self._lock():  # ordered against _publish(): see the module docstring
+                return self.__dict__.setdefault(name, threading.Condition())
         if name in _LISTS:
+            # dict.setdefault is one atomic call: racing threads agree on one list.
             return self.__dict__.setdefault(name, [])
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -83,6 +95,8 @@ class LazyFuture(Future[T]):
 
     def set_running_or_notify_cancel(self) -> bool:
         if self.__dict__.setdefault("_claim", RUNNING) is RUNNING:
+            # Not under the Condition: RUNNING and PENDING are alike to every
+            # reader but running(), and no waiter is notified of RUNNING.
             self._state = RUNNING
             return True
         # cancel() claimed it, under the Condition, and holds it until the
@@ -90,9 +104,7 @@ class LazyFuture(Future[T]):
         # The Condition's lock is an RLock, so it can be held around it.
         with self._condition:
             if self._state == CANCELLED_AND_NOTIFIED:
-                # Noticed already: threadkit cancels and notifies at once a
-                # request it withdraws, which may still sit in the mailbox.
-                return False
+                return False  # noticed already, by cancel_and_notify()
             return super().set_running_or_notify_cancel()
 
     def cancel(self) -> bool:
@@ -105,6 +117,28 @@ class LazyFuture(Future[T]):
             self._condition.notify_all()
         self._invoke_callbacks()
         return True
+
+    def cancel_and_notify(self) -> None:
+        """Cancel a request the engine withdraws, and notice it at once.
+
+        ``cancel()`` alone leaves the future CANCELLED, which ``wait()`` and
+        ``as_completed()`` count as done only once the executor "notices"
+        it; a withdrawn request never reaches the owner loop, so notice it
+        here, as ThreadPoolExecutor's shutdown does.
+        """
+        with self._condition:
+            if self.__dict__.setdefault("_claim", CANCELLED) is not CANCELLED:
+                return  # running or finished: nothing to cancel
+            if self._state == CANCELLED_AND_NOTIFIED:
+                return
+            # A future cancel() reached already has run its callbacks.
+            first = self._state != CANCELLED
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        if first:
+            self._invoke_callbacks()
 
     # -- settling ------------------------------------------------------------------
 
@@ -123,11 +157,15 @@ class LazyFuture(Future[T]):
         self._publish("add_exception")
 
     def _publish(self, notify: str) -> None:
-        self._state = FINISHED
-        # Written _state first, look for the Condition second (module docstring).
-        condition = self.__dict__.get("_condition")
+        with self._lock():
+            condition = self.__dict__.get("_condition")
+            if condition is None:
+                # Nobody reads the state under a Condition yet, and whoever
+                # comes will create it after this write (module docstring).
+                self._state = FINISHED
         if condition is not None:
             with condition:
+                self._state = FINISHED
                 for waiter in self.__dict__.get("_waiters", ()):
                     getattr(waiter, notify)(self)
                 condition.notify_all()
@@ -153,10 +191,10 @@ class LazyFuture(Future[T]):
                 interrupts.append(exc)
         if not interrupts:
             return
-        owner = self._owner
-        if owner is not None and owner.owner_ident == threading.get_ident():
+        core = self._core
+        if core is not None and core.owner_ident == threading.get_ident():
             for interrupt in interrupts:
-                owner.report(interrupt, f"a done-callback of {self!r}")
+                core.report(interrupt, f"a done-callback of {self!r}")
             return
         try:
             raise interrupts[0]
@@ -166,19 +204,24 @@ class LazyFuture(Future[T]):
     # -- reading: the state is final once FINISHED or cancelled -------------------
 
     def result(self, timeout: float | None = None) -> T:
-        if self._state == FINISHED:
-            exc = self._exception
-            if exc is None:
-                return self._result  # type: ignore[return-value]
-            try:
-                raise exc
-            finally:
-                exc = None  # break the cycle exc -> traceback -> this frame
-        self._wait_begins("result()", timeout)
         try:
-            return super().result(timeout)
+            if self._state == FINISHED:
+                exc = self._exception
+                if exc is None:
+                    return self._result  # type: ignore[return-value]
+                try:
+                    raise exc
+                finally:
+                    exc = None  # break the cycle exc -> traceback -> this frame
+            self._wait_begins("result()", timeout)
+            try:
+                return super().result(timeout)
+            finally:
+                _waits.wait_ends()
         finally:
-            _waits.wait_ends()
+            # Break the cycle exc -> traceback -> this frame -> self -> exc,
+            # as Future.result() does.
+            self = None  # type: ignore[assignment]  # noqa: PLW0642
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == FINISHED:
@@ -190,14 +233,16 @@ class LazyFuture(Future[T]):
             _waits.wait_ends()
 
     def _wait_begins(self, what: str, timeout: float | None) -> None:
-        owner = self._owner
-        if owner is not None and timeout is None and self._state not in _DONE:
-            if owner.owner_ident == threading.get_ident():
+        core = self._core
+        if core is not None and timeout is None and self._state not in _DONE:
+            if core.owner_ident == threading.get_ident():
                 raise DeadlockError(
                     f"{what} of a pending request, called from the owner thread of worker "
-                    f"{owner.name!r}, would wait for itself forever"
+                    f"{core.name!r}, would wait for itself forever"
                 )
-            _waits.wait_begins(owner.owner_ident, f"{what} on a request to worker {owner.name!r}")
+            _waits.wait_begins(
+                core.owner_ident, f"{what} on a request to worker {core.name!r}", self.done
+            )
 
     def done(self) -> bool:
         return self._state in _DONE

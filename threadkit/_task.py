@@ -265,7 +265,7 @@ class Task(Future[T]):
         self._refuse_self_wait("exception()")
         waits = timeout is None and not self.done()
         if waits:
-            _waits.wait_begins(self._thread_ident(), f"waiting for task {self._name!r}")
+            _waits.wait_begins(self._thread_ident(), f"waiting for task {self._name!r}", self.done)
         try:
             exc = super().exception(timeout)
         finally:

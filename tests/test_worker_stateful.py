@@ -248,23 +248,24 @@ class WorkerMachine(RuleBasedStateMachine):
     def requests_never_run_twice_or_after_refusal_or_cancellation(self) -> None:
         if self.w is None:
             return
-        # The owner thread adds to these while we read: copy first (atomic).
-        assert all(n == 1 for n in list(self.runs.values())), self.runs
-        for rid, outcome in list(self.outcome.items()):
+        # The owner thread and the producers add to these while we read: copy
+        # first, with one method call (atomic on every build; iterating is not).
+        assert all(n == 1 for n in self.runs.copy().values()), self.runs
+        for rid, outcome in self.outcome.copy().items():
             if outcome != "accepted":
                 assert rid not in self.runs, (rid, outcome)
         for rid in self.cancel_won:
             assert rid not in self.runs
-        for rid, f in list(self.futures.items()):
+        for rid, f in self.futures.copy().items():
             if f.cancelled():
                 assert rid not in self.runs
-        assert set(self.run_threads) <= {self.w.thread}
+        assert self.run_threads.copy() <= {self.w.thread}
 
     @invariant()
     def each_producers_requests_run_in_its_order(self) -> None:
         if self.w is None:
             return
-        position = {rid: n for n, rid in enumerate(list(self.run_order))}
+        position = {rid: n for n, rid in enumerate(self.run_order.copy())}
         for rids in self.issued_by.values():
             ran = [position[rid] for rid in rids if rid in position]
             assert ran == sorted(ran)
@@ -286,7 +287,7 @@ class WorkerMachine(RuleBasedStateMachine):
         assert not self.w.thread.is_alive()
         assert not self.w.running
         assert self.closes == [len(self.run_order)]
-        for f in list(self.futures.values()):
+        for f in self.futures.copy().values():
             assert f.done()
 
     # -- teardown ----------------------------------------------------------------------

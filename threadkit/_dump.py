@@ -81,15 +81,18 @@ def dump() -> str:
             f"{core.mailbox.qsize()} queued, {doing}"
         )
 
-    tasks = [t for t in list(_task._live_tasks) if not t.done()]
-    groups = list(_task._live_groups)
+    tasks = _task.task_snapshots()
+    groups = _task.group_snapshots()
     lines.append("")
     lines.append(f"tasks ({len(tasks)} not done) and task groups ({len(groups)}):")
     for group in groups:
-        lines.append(f"  {group!r}")
+        extra = ", cancelled" if group.cancelled else ""
+        lines.append(
+            f"  <TaskGroup {group.name!r} {group.state}, {group.running} running, "
+            f"{group.failed} failed{extra}>"
+        )
     for task in tasks:
-        t = task._thread
-        lines.append(f"  {task!r} on {thread(t.ident if t is not None else None)}")
+        lines.append(f"  <Task {task.name!r} {task.state}> on {thread(task.thread_ident)}")
 
     held = []
     for lock in checks._live_locks():

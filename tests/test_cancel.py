@@ -112,6 +112,19 @@ def test_wait_rejects_a_negative_timeout() -> None:
         threadkit.CancelToken().wait(-1)
 
 
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (float("nan"), r"^timeout must be >= 0, got nan$"),
+        (float("-inf"), r"^timeout must be >= 0, got -inf$"),
+        (float("inf"), r"^timeout must be finite \(None waits without limit\), got inf$"),
+    ],
+)
+def test_wait_refuses_nan_and_infinity(timeout: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        threadkit.CancelToken().wait(timeout)
+
+
 def test_wait_rejects_a_timeout_that_is_not_a_number() -> None:
     with pytest.raises(TypeError, match=r"^timeout must be a number or None, got 'str'$"):
         threadkit.CancelToken().wait("1")  # type: ignore[arg-type]

@@ -364,6 +364,28 @@ def test_task_group_rejects_bad_arguments() -> None:
         threadkit.TaskGroup(1)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (float("nan"), "timeout must be >= 0, got nan"),
+        (float("inf"), "timeout must be finite (None waits without limit), got inf"),
+        (1e300, "timeout must be <= threading.TIMEOUT_MAX (None waits without limit), got 1e+300"),
+    ],
+)
+def test_task_group_refuses_a_timeout_no_wait_can_use(timeout: float, message: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        threadkit.TaskGroup(timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf")])
+def test_result_exception_and_join_refuse_nan_and_inf(timeout: float) -> None:
+    task = threadkit.spawn(lambda: None)
+    for wait in (task.result, task.exception, task.join):
+        with pytest.raises(ValueError, match=r"^timeout must be "):
+            wait(timeout)
+    task.result(WAIT)
+
+
 def test_group_spawn_rejects_a_non_callable() -> None:
     with (
         threadkit.TaskGroup() as group,

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -282,7 +283,7 @@ class CancelToken:
 
         Raises:
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
         if self._cancelled:
@@ -461,5 +462,15 @@ def _check_timeout(timeout: object, what: str = "timeout") -> None:
         return
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"{what} must be a number or None, got {type(timeout).__name__!r}")
-    if timeout < 0:
+    # "not >=" also refuses nan, which no wait can use (a timer with it
+    # fires at once).
+    if not timeout >= 0:
         raise ValueError(f"{what} must be >= 0, got {timeout}")
+    # The stdlib's waits raise OverflowError beyond TIMEOUT_MAX (a timer
+    # thread dies of it): refuse such a timeout here, where it is given.
+    if timeout == math.inf:
+        raise ValueError(f"{what} must be finite (None waits without limit), got {timeout}")
+    if timeout > threading.TIMEOUT_MAX:
+        raise ValueError(
+            f"{what} must be <= threading.TIMEOUT_MAX (None waits without limit), got {timeout}"
+        )

@@ -279,7 +279,7 @@ class Task(Future[T]):
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
         self._refuse_self_wait("exception()")
@@ -309,7 +309,7 @@ class Task(Future[T]):
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
             BaseException: Whatever the function raised.
         """
         # Checked here too, so that the message names result(), not exception().
@@ -337,7 +337,7 @@ class Task(Future[T]):
         Raises:
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
         thread = self.thread
@@ -790,7 +790,7 @@ class TaskGroup:
 
     Raises:
         TypeError: *name* is not a string, or *timeout* is not a number.
-        ValueError: *timeout* is negative.
+        ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
 
     Thread safety: :meth:`spawn`, :meth:`cancel` and the properties may be
     called from any thread, including the group's own tasks.  The ``with``

@@ -1156,3 +1156,22 @@ def test_a_ctrl_c_before_the_thread_launched_undoes_the_admission(
     # The block did not wait for a task that never ran.
     assert repr(group) == "<TaskGroup 'g' closed, 0 running, 0 failed, cancelled>"
     assert ran == []
+
+
+def test_a_group_token_callback_raising_in_the_timer_thread_is_logged_and_the_group_times_out(
+    errors_logged: list[logging.LogRecord],
+) -> None:
+    def callback() -> None:
+        raise KeyboardInterrupt
+
+    def block() -> None:
+        with threadkit.TaskGroup(name="g", timeout=0.01) as group:
+            group.token.on_cancel(callback)
+            group.spawn(wait_for_cancel)
+
+    with pytest.raises(TimeoutError, match=r"^task group 'g' timed out after 0\.01 s$"):
+        block()
+    [record] = errors_logged
+    assert record.getMessage() == (
+        "a cancel callback of task group 'g' raised KeyboardInterrupt in its timer thread"
+    )

@@ -5,9 +5,10 @@ import logging
 import pickle
 import threading
 import weakref
+from collections.abc import Callable
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -109,6 +110,19 @@ def test_wait_returns_true_at_once_on_a_cancelled_token() -> None:
 def test_wait_rejects_a_negative_timeout() -> None:
     with pytest.raises(ValueError, match=r"^timeout must be >= 0, got -1$"):
         threadkit.CancelToken().wait(-1)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (float("nan"), r"^timeout must be >= 0, got nan$"),
+        (float("-inf"), r"^timeout must be >= 0, got -inf$"),
+        (float("inf"), r"^timeout must be finite \(None waits without limit\), got inf$"),
+    ],
+)
+def test_wait_refuses_nan_and_infinity(timeout: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        threadkit.CancelToken().wait(timeout)
 
 
 def test_wait_rejects_a_timeout_that_is_not_a_number() -> None:
@@ -237,6 +251,143 @@ def test_remove_from_inside_the_callback_does_not_wait_for_itself() -> None:
     holder.append(token.on_cancel(lambda: results.append(holder[0].remove())))
     token.cancel()
     assert results == [False]
+
+
+def test_removing_a_callback_that_has_not_started_wins_during_a_concurrent_cancel() -> None:
+    token = threadkit.CancelToken()
+    first_entered = threading.Event()
+    release_first = threading.Event()
+    calls: list[str] = []
+
+    def first() -> None:
+        first_entered.set()
+        release_first.wait(WAIT)
+
+    token.on_cancel(first)
+    second = token.on_cancel(lambda: calls.append("second"))
+    canceller = threading.Thread(target=token.cancel)
+    canceller.start()
+    try:
+        assert first_entered.wait(WAIT)
+        # cancel() is inside the first callback; the second has not started.
+        # remove() must not wait for the first one (it would time out here,
+        # as the first only returns once release_first is set below).
+        assert second.remove() is True
+    finally:
+        release_first.set()
+        canceller.join(WAIT)
+    assert not canceller.is_alive()
+    assert calls == []
+
+
+def test_remove_of_a_running_callback_waits_for_that_callback_only() -> None:
+    token = threadkit.CancelToken()
+    first_entered, release_first = threading.Event(), threading.Event()
+    second_entered, release_second = threading.Event(), threading.Event()
+
+    def first() -> None:
+        first_entered.set()
+        release_first.wait(WAIT)
+
+    def second() -> None:
+        second_entered.set()
+        release_second.wait(WAIT)
+
+    registration = token.on_cancel(first)
+    token.on_cancel(second)
+    canceller = threading.Thread(target=token.cancel)
+    canceller.start()
+    results: list[bool] = []
+    removed = threading.Event()
+
+    def remove() -> None:
+        results.append(registration.remove())
+        removed.set()
+
+    remover = threading.Thread(target=remove)
+    try:
+        assert first_entered.wait(WAIT)
+        remover.start()
+        release_first.set()
+        assert second_entered.wait(WAIT)
+        # The second callback is still running: remove() of the first returns anyway.
+        assert removed.wait(WAIT)
+        assert not release_second.is_set()
+    finally:
+        release_first.set()
+        release_second.set()
+        canceller.join(WAIT)
+        if remover.ident is not None:
+            remover.join(WAIT)
+    assert results == [False]
+
+
+def test_the_cancelling_thread_removes_a_later_callback_without_waiting() -> None:
+    token = threadkit.CancelToken()
+    results: list[bool] = []
+    calls: list[str] = []
+    later: list[threadkit.CancelRegistration] = []
+    token.on_cancel(lambda: results.append(later[0].remove()))
+    later.append(token.on_cancel(lambda: calls.append("later")))
+    token.cancel()
+    assert results == [True]
+    assert calls == []
+
+
+def test_removing_a_callback_registered_on_the_token_outside_tasks_says_true_once() -> None:
+    registration = threadkit.current_token().on_cancel(lambda: None)
+    assert registration.remove() is True
+    assert registration.remove() is False
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=6),
+    to_remove=st.sets(st.integers(min_value=0, max_value=5)),
+    pause=st.integers(min_value=0, max_value=5),
+)
+def test_remove_racing_cancel_either_wins_or_returns_after_the_callback_ended(
+    count: int, to_remove: set[int], pause: int
+) -> None:
+    """Whatever the interleaving: removed (True) means never run; False means it ran and ended."""
+    token = threadkit.CancelToken()
+    started = [0] * count
+    ended = [0] * count
+
+    def make(i: int) -> Callable[[], None]:
+        def callback() -> None:
+            started[i] += 1
+            for _ in range(pause * 50):  # a little work, so the threads overlap
+                pass
+            ended[i] += 1
+
+        return callback
+
+    registrations = [token.on_cancel(make(i)) for i in range(count)]
+    chosen = sorted(i for i in to_remove if i < count)
+    barrier = threading.Barrier(2)
+    answers: dict[int, tuple[bool, int]] = {}
+
+    def remover() -> None:
+        barrier.wait(WAIT)
+        for i in chosen:
+            answer = registrations[i].remove()
+            answers[i] = (answer, ended[i])  # what had ended when remove() returned
+
+    thread = threading.Thread(target=remover)
+    thread.start()
+    barrier.wait(WAIT)
+    token.cancel()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    for i in range(count):
+        if i in answers:
+            removed, ended_then = answers[i]
+            assert started[i] == int(not removed)
+            if not removed:
+                assert ended_then == 1  # remove() returned only after the callback ended
+        else:
+            assert started[i] == ended[i] == 1
 
 
 def test_on_cancel_rejects_a_non_callable() -> None:

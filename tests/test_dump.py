@@ -9,10 +9,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+from time import monotonic
 
 import pytest
 
 import threadkit
+from threadkit import checks
 
 from .conftest import WAIT
 
@@ -40,7 +42,7 @@ def test_the_report_shows_a_busy_worker_its_queue_and_the_running_request() -> N
         re.M,
     ), report
     # The owner thread's stack shows where the request is stuck.
-    stacks = report.split("stacks:")[1]
+    stacks = report.split("stacks (most recent call first):")[1]
     assert "thread 'db' (worker 'db'):" in stacks
     assert "in stuck_request" in stacks
 
@@ -150,3 +152,150 @@ def test_python_m_threadkit_dump_explains_a_process_without_a_handler() -> None:
         f"python -m threadkit dump: no report from process {child.pid} within 0.3 s; "
         "did it call threadkit.install_dump_handler()?\n"
     )
+
+
+# -- dump() is safe where it promises to be ----------------------------------------
+
+
+def _assert_whole(report: str) -> None:
+    assert report.startswith(f"threadkit report, process {os.getpid()}, "), report
+    assert "could not be read" not in report, report
+    assert "\nstacks (most recent call first):\n" in report, report
+
+
+def test_dump_while_other_threads_create_tasks_groups_locks_and_workers() -> None:
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn(kind: int) -> None:
+        try:
+            while not stop.is_set():
+                if kind == 0:
+                    threadkit.spawn(int).result(WAIT)
+                elif kind == 1:
+                    with threadkit.TaskGroup() as group:
+                        group.spawn(int)
+                        group.spawn(int)
+                elif kind == 2:
+                    for _ in range(50):
+                        threadkit.Lock()
+                        threadkit.RLock(name="r")
+                else:
+                    with threadkit.ResourceWorker(object) as worker:
+                        worker.call(id)
+        except BaseException as exc:  # routed to the test
+            errors.append(exc)
+
+    threadkit.checks.enable()  # so that the locks are registered while being made
+    threads = [threading.Thread(target=churn, args=(i % 4,)) for i in range(8)]
+    reports = 0
+    try:
+        for t in threads:
+            t.start()
+        deadline = monotonic() + 2.0
+        while monotonic() < deadline:
+            _assert_whole(threadkit.dump())
+            reports += 1
+    finally:
+        threadkit.checks.disable()
+        stop.set()
+        for t in threads:
+            t.join(WAIT)
+    assert errors == []
+    assert reports > 0
+
+
+def test_dump_tolerates_a_checked_lock_registered_before_it_is_set_up() -> None:
+    half_made = threadkit.Lock.__new__(threadkit.Lock)  # registered, no tracker yet
+    checks._register(half_made, next(checks._keys), "Lock 'half-made'")
+    report = threadkit.dump()
+    _assert_whole(report)
+    assert "half-made" not in report  # not held: not listed
+    [snapshot] = [s for s in checks.lock_snapshots() if s.label == "Lock 'half-made'"]
+    assert snapshot.owner_ident is None
+    del half_made
+
+
+def test_dump_finishes_while_another_thread_holds_a_groups_lock() -> None:
+    release = threading.Event()
+    held = threading.Event()
+    with threadkit.TaskGroup(name="stuck") as group:
+        group.spawn(release.wait, WAIT)
+
+        def hold() -> None:
+            with group._lock:
+                held.set()
+                release.wait(WAIT)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        reports: list[str] = []
+        dumper = threading.Thread(target=lambda: reports.append(threadkit.dump()), daemon=True)
+        try:
+            assert held.wait(WAIT)
+            dumper.start()
+            dumper.join(WAIT)
+            assert not dumper.is_alive(), "dump() waited for the group's lock"
+        finally:
+            release.set()
+            holder.join(WAIT)
+    [report] = reports
+    _assert_whole(report)
+    assert "  <TaskGroup 'stuck' open, 1 running, 0 failed>\n" in report
+
+
+_SIGNAL_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, threading, threadkit
+
+    threadkit.install_dump_handler()
+    group = threadkit.TaskGroup(name="g")
+    release = threading.Event()
+    with group:
+        group.spawn(release.wait, 30)
+        # The handler interrupts code that holds a group's lock and
+        # threading's own registry lock: it must take neither.
+        with group._lock:
+            signal.raise_signal(signal.SIGUSR1)
+        with threading._active_limbo_lock:
+            signal.raise_signal(signal.SIGUSR1)
+        # Signals in quick succession while this thread writes to stderr
+        # itself: nested handlers, and a handler inside a buffered write.
+        def pelt():
+            for _ in range(40):
+                os.kill(os.getpid(), signal.SIGUSR1)
+        pelter = threading.Thread(target=pelt)
+        pelter.start()
+        while pelter.is_alive():
+            sys.stderr.write("x" * 100 + "\\n")
+        pelter.join()
+        sys.stderr.flush()
+        release.set()
+    print("survived", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+def test_the_signal_handler_survives_held_locks_and_signals_in_quick_succession() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 3,
+        check=False,
+    )
+    try:
+        assert (proc.returncode, proc.stdout) == (0, "survived\n"), proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr
+        assert "dump handler failed" not in proc.stderr
+        # The two reports made while the locks were held, and some of the rest.
+        assert proc.stderr.count("threadkit report, process") >= 3
+        assert "  <TaskGroup 'g' open, 1 running, 0 failed>" in proc.stderr
+    finally:
+        # The child's pid is gone; so is its report file, once removed.
+        for line in proc.stderr.splitlines():
+            if line.startswith("threadkit report, process "):
+                pid = int(line.split()[3].rstrip(","))
+                threadkit.dump_path(pid).unlink(missing_ok=True)
+                break

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -361,6 +362,28 @@ def test_task_group_rejects_bad_arguments() -> None:
         threadkit.TaskGroup(timeout="5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^name must be a str or None, got 'int'$"):
         threadkit.TaskGroup(1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (float("nan"), "timeout must be >= 0, got nan"),
+        (float("inf"), "timeout must be finite (None waits without limit), got inf"),
+        (1e300, "timeout must be <= threading.TIMEOUT_MAX (None waits without limit), got 1e+300"),
+    ],
+)
+def test_task_group_refuses_a_timeout_no_wait_can_use(timeout: float, message: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        threadkit.TaskGroup(timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf")])
+def test_result_exception_and_join_refuse_nan_and_inf(timeout: float) -> None:
+    task = threadkit.spawn(lambda: None)
+    for wait in (task.result, task.exception, task.join):
+        with pytest.raises(ValueError, match=r"^timeout must be "):
+            wait(timeout)
+    task.result(WAIT)
 
 
 def test_group_spawn_rejects_a_non_callable() -> None:
@@ -904,3 +927,251 @@ def test_each_task_and_cancel_name_is_public_and_in_the_reference(name: str) -> 
     assert name in threadkit.__all__
     assert getattr(threadkit, name).__module__ == "threadkit"
     assert re.search(rf"^\.\. auto\w+:: {name}(\(\))?$", reference, re.MULTILINE)
+
+
+# -- bookkeeping never depends on user code returning ------------------------------
+
+
+def _run_block_in_a_thread(block: Any) -> tuple[threading.Thread, list[BaseException | None]]:
+    """Run *block* in a daemon thread (so that a hang fails the test, not the run)."""
+    outcome: list[BaseException | None] = []
+
+    def body() -> None:
+        try:
+            block()
+        except BaseException as exc:  # routed to the test through outcome
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt, threadkit.Cancelled])
+def test_a_done_callback_raising_a_base_exception_does_not_hang_the_group_and_is_logged(
+    errors_logged: list[logging.LogRecord], raised: type[BaseException]
+) -> None:
+    release = threading.Event()
+    after: list[str] = []
+
+    def callback(_task: object) -> None:
+        raise raised("from the callback")
+
+    def block() -> None:
+        with threadkit.TaskGroup(name="g") as group:
+            task = group.spawn(release.wait, WAIT, name="t")
+            task.add_done_callback(callback)
+            task.add_done_callback(lambda _t: after.append("later callback"))
+            release.set()
+
+    thread, outcome = _run_block_in_a_thread(block)
+    thread.join(WAIT)
+    assert not thread.is_alive(), "the group hung"
+    assert outcome == [None]
+    assert after == ["later callback"]
+    [record] = errors_logged
+    assert record.getMessage() == (
+        f"done callback {callback!r} of threadkit task 't' raised {raised.__name__}"
+    )
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], raised)
+
+
+def test_an_exception_in_a_done_callback_is_logged_and_the_next_callback_runs(
+    errors_logged: list[logging.LogRecord],
+) -> None:
+    after: list[str] = []
+
+    def callback(_task: object) -> None:
+        raise ValueError("bad callback")
+
+    release = threading.Event()
+    task = threadkit.spawn(release.wait, WAIT, name="t")
+    task.add_done_callback(callback)
+    task.add_done_callback(lambda _t: after.append("later callback"))
+    release.set()
+    assert task.join(WAIT)
+    assert after == ["later callback"]
+    [record] = errors_logged
+    assert record.getMessage() == (
+        f"done callback {callback!r} of threadkit task 't' raised ValueError"
+    )
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_a_group_token_callback_raising_in_a_failing_task_does_not_hang_the_group(
+    errors_logged: list[logging.LogRecord], raised: type[BaseException]
+) -> None:
+    def callback() -> None:
+        raise raised("from the token callback")
+
+    def block() -> None:
+        with threadkit.TaskGroup(name="g") as group:
+            group.token.on_cancel(callback)
+            group.spawn(boom, "task failed", name="t")
+
+    thread, outcome = _run_block_in_a_thread(block)
+    thread.join(WAIT)
+    assert not thread.is_alive(), "the group hung"
+    [error] = outcome
+    assert isinstance(error, ExceptionGroup)
+    assert [str(e) for e in error.exceptions] == ["task failed"]
+    [record] = errors_logged
+    assert record.getMessage() == (
+        f"a cancel callback of task group 'g' raised {raised.__name__} in threadkit task 't'"
+    )
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], raised)
+
+
+@pytest.mark.parametrize("raised", [threadkit.Cancelled, SystemExit, KeyboardInterrupt])
+def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_ended(
+    errors_logged: list[logging.LogRecord], raised: type[BaseException]
+) -> None:
+    parked = threading.Event()
+    release = threading.Event()
+    block_ended = threading.Event()
+    task_done_at_the_end: list[bool] = []
+
+    def callback() -> None:
+        raise raised("from the token callback")
+
+    def stubborn(*, token: threadkit.CancelToken | None = None) -> None:
+        assert token is not None
+        assert token.wait(WAIT)
+        parked.set()
+        release.wait(WAIT)  # ignores its token until released
+
+    def block() -> None:
+        try:
+            with threadkit.TaskGroup(name="g") as group:
+                group.token.on_cancel(callback)
+                task = group.spawn(stubborn, name="t")
+                raise ValueError("the block failed")
+        finally:
+            task_done_at_the_end.append(task.done())
+            block_ended.set()
+
+    thread, outcome = _run_block_in_a_thread(block)
+    try:
+        assert parked.wait(WAIT)
+        # The block must still be waiting for its task.
+        assert not block_ended.wait(0.2)
+    finally:
+        release.set()
+        thread.join(WAIT)
+    assert task_done_at_the_end == [True]
+    [error] = outcome
+    assert type(error) is raised
+    assert isinstance(error.__context__, ValueError)
+    assert errors_logged == []
+
+
+def test_a_failed_task_frees_its_arguments_by_reference_counting() -> None:
+    class Argument:
+        pass
+
+    def fail(_argument: Argument) -> None:
+        raise ValueError("failed")
+
+    argument = Argument()
+    freed = weakref.ref(argument)
+    gc.disable()
+    try:
+        task = threadkit.spawn(fail, argument)
+        del argument
+        with pytest.raises(ValueError, match=r"^failed$"):
+            task.result(WAIT)
+        assert isinstance(task.exception(), ValueError)
+        assert task.join(WAIT)
+        del task
+        assert freed() is None
+    finally:
+        gc.enable()
+
+
+# -- Ctrl-C inside spawn() ---------------------------------------------------------
+
+
+def test_a_ctrl_c_mangled_by_thread_start_surfaces_as_the_interrupt_and_the_task_is_awaited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CPython's Condition.wait can turn a signal's exception into RuntimeError.
+
+    A KeyboardInterrupt raised inside Thread.start() just as its wait ends
+    leaves it as RuntimeError('release unlocked lock') with the interrupt as
+    __context__ (the [group] case of test_signals.py ended with an
+    ExceptionGroup that way).  Simulated here after a real start.
+    """
+    original = threading.Thread.start
+    started: list[threading.Thread] = []
+
+    def mangled_start(self: threading.Thread) -> None:
+        original(self)
+        started.append(self)
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("release unlocked lock") from None
+
+    group = threadkit.TaskGroup(name="g")
+
+    def block() -> None:
+        with group:
+            monkeypatch.setattr(threading.Thread, "start", mangled_start)
+            try:
+                group.spawn(wait_for_cancel, name="t")
+            finally:
+                monkeypatch.undo()
+
+    with pytest.raises(KeyboardInterrupt):
+        block()
+    # The launched task was cancelled and waited for, not abandoned.
+    [thread] = started
+    assert not thread.is_alive()
+    assert repr(group) == "<TaskGroup 'g' closed, 0 running, 0 failed, cancelled>"
+
+
+def test_a_ctrl_c_before_the_thread_launched_undoes_the_admission(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted_start(self: threading.Thread) -> None:
+        raise KeyboardInterrupt
+
+    ran: list[str] = []
+    group = threadkit.TaskGroup(name="g")
+
+    def block() -> None:
+        with group:
+            monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+            try:
+                group.spawn(ran.append, "ran")
+            finally:
+                monkeypatch.undo()
+
+    with pytest.raises(KeyboardInterrupt):
+        block()
+    # The block did not wait for a task that never ran.
+    assert repr(group) == "<TaskGroup 'g' closed, 0 running, 0 failed, cancelled>"
+    assert ran == []
+
+
+def test_a_group_token_callback_raising_in_the_timer_thread_is_logged_and_the_group_times_out(
+    errors_logged: list[logging.LogRecord],
+) -> None:
+    def callback() -> None:
+        raise KeyboardInterrupt
+
+    def block() -> None:
+        with threadkit.TaskGroup(name="g", timeout=0.01) as group:
+            group.token.on_cancel(callback)
+            group.spawn(wait_for_cancel)
+
+    with pytest.raises(TimeoutError, match=r"^task group 'g' timed out after 0\.01 s$"):
+        block()
+    [record] = errors_logged
+    assert record.getMessage() == (
+        "a cancel callback of task group 'g' raised KeyboardInterrupt in its timer thread"
+    )

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -50,7 +51,14 @@ logger = logging.getLogger("threadkit")
 
 Callback = Callable[[], object]
 # What cancel() found to run: each cancelled token with its callbacks.
-_Work = list[tuple["CancelToken", list[tuple["CancelRegistration", Callback]]]]
+_Work = list[tuple["CancelToken", list["CancelRegistration"]]]
+
+
+# The life of a registration.  Changed only under its token's _lock.
+_PENDING = 0  # registered, not started: remove() wins and it never runs
+_RUNNING = 1  # its callback is running in thread _runner
+_DONE = 2  # its callback has returned (or raised)
+_REMOVED = 3  # remove() took it out before it started
 
 
 class CancelRegistration:
@@ -68,38 +76,53 @@ class CancelRegistration:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_callback", "_token")
+    __slots__ = ("_callback", "_finished", "_runner", "_state", "_token")
 
-    def __init__(self, token: CancelToken | None, callback: Callable[[], object]) -> None:
-        # _token is None for a registration that was never stored: its
-        # callback already ran, or it was made on a token that never cancels.
+    def __init__(self, token: CancelToken, callback: Callable[[], object]) -> None:
         self._token = token
         self._callback = callback
+        # _state, _runner and _finished change only under _token._lock.
+        self._state = _PENDING
+        self._runner: int | None = None
+        # Made by the first remove() that has to wait for the running
+        # callback, set by the thread running it: one event per awaited
+        # callback, so a remover waits for its own callback and no other.
+        self._finished: threading.Event | None = None
 
     def remove(self) -> bool:
         """Unregister the callback.
 
+        Removal before the callback starts always wins, even while
+        :meth:`CancelToken.cancel` is running the token's other callbacks
+        in another thread: the callback then never runs.
+
         Returns:
-            bool: True if the callback was removed before it started (it will
-            never run); False if it has run, or is running, already.
+            bool: True if this call removed the callback before it started (it
+            will never run); False if it has run, is running, or was removed
+            already.
 
         If the callback is running in another thread at that moment, this
         waits until it has returned (as the destructor of C++'s
         ``std::stop_callback`` does), so that once ``remove()`` returns the
-        callback is not running.  Called from the callback itself, or from the
-        thread running it, it does not wait.
+        callback is not running; it waits for that callback only, never for
+        the token's other callbacks.  Called from the callback itself, or from
+        the thread running it, it does not wait.
         """
         token = self._token
-        if token is None:
-            return not isinstance(self, _RanAtOnce)
         with token._lock:
-            callbacks = token._callbacks
-            if callbacks is not None and callbacks.pop(self, None) is not None:
+            state = self._state
+            if state == _PENDING:
+                self._state = _REMOVED
+                callbacks = token._callbacks
+                if callbacks is not None:  # else cancel() took the list: it skips us
+                    del callbacks[self]
                 return True
-            finished = token._callbacks_finished
-            canceller = token._canceller
-        if finished is not None and canceller != threading.get_ident():
-            finished.wait()
+            if state != _RUNNING or self._runner == threading.get_ident():
+                return False
+            finished = self._finished
+            if finished is None:
+                finished = self._finished = threading.Event()
+        finished.wait()
         return False
 
     def __enter__(self) -> CancelRegistration:
@@ -115,12 +138,6 @@ class CancelRegistration:
 
     def __repr__(self) -> str:
         return f"<{CancelRegistration.__name__} of {self._callback!r}>"
-
-
-class _RanAtOnce(CancelRegistration):
-    """A registration whose callback ran inside on_cancel(): remove() says False."""
-
-    __slots__ = ()
 
 
 class CancelToken:
@@ -151,9 +168,7 @@ class CancelToken:
     __slots__ = (
         "__weakref__",
         "_callbacks",
-        "_callbacks_finished",
         "_cancelled",
-        "_canceller",
         "_children",
         "_event",
         "_lock",
@@ -169,13 +184,11 @@ class CancelToken:
         self._cancelled = False
         self._reason: object = None
         self._event: threading.Event | None = None
-        # Insertion-ordered, so callbacks run in registration order.  None
+        # The registrations not yet run or removed.  Insertion-ordered (the
+        # values are unused), so callbacks run in registration order.  None
         # once the token is cancelled: registrations then run at once.
-        self._callbacks: dict[CancelRegistration, Callback] | None = None
+        self._callbacks: dict[CancelRegistration, None] | None = None
         self._children: weakref.WeakSet[CancelToken] | None = None
-        # Set by cancel() for the duration of the callbacks, for remove().
-        self._callbacks_finished: threading.Event | None = None
-        self._canceller: int | None = None
         if parent is not None:
             parent._adopt(self)
 
@@ -241,7 +254,6 @@ class CancelToken:
         own state around it before any callback runs.  Returns the callbacks
         to run with :meth:`_finish_cancel`, or None if already cancelled.
         """
-        me = threading.get_ident()
         work: _Work = []
         todo: list[CancelToken] = [self]
         while todo:
@@ -254,11 +266,10 @@ class CancelToken:
                 token._cancelled = True
                 token._reason = reason
                 event = token._event
+                # The registrations stay _PENDING until their turn comes, so
+                # that remove() in the meantime still wins (see _run_callbacks).
                 callbacks = token._callbacks
                 token._callbacks = None
-                if callbacks:
-                    token._canceller = me
-                    token._callbacks_finished = threading.Event()
                 children = token._children
                 token._children = None
                 # Copied under the lock: a WeakSet must not change while it
@@ -267,7 +278,7 @@ class CancelToken:
             if event is not None:
                 event.set()
             if callbacks:
-                work.append((token, list(callbacks.items())))
+                work.append((token, list(callbacks)))
             todo.extend(reversed(kids))
         return work
 
@@ -290,7 +301,7 @@ class CancelToken:
 
         Raises:
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
         if self._cancelled:
@@ -339,10 +350,10 @@ class CancelToken:
             if not self._cancelled:
                 if self._callbacks is None:
                     self._callbacks = {}
-                self._callbacks[registration] = callback
+                self._callbacks[registration] = None
                 return registration
-        _run_callbacks([(self, [(registration, callback)])], own_events=False)
-        return _RanAtOnce(None, callback)
+        _run_callbacks([(self, [registration])])
+        return registration
 
     def __repr__(self) -> str:
         if self._cancelled:
@@ -355,27 +366,35 @@ class CancelToken:
         )
 
 
-def _run_callbacks(
-    work: list[tuple[CancelToken, list[tuple[CancelRegistration, Callback]]]],
-    *,
-    own_events: bool = True,
-) -> None:
+def _run_callbacks(work: list[tuple[CancelToken, list[CancelRegistration]]]) -> None:
+    """Run the callbacks of *work* in order, in this thread, skipping removed ones.
+
+    Each registration goes _PENDING -> _RUNNING under its token's lock, so a
+    concurrent remove() either wins (the callback is skipped) or finds it
+    running (and waits for it alone).  _RUNNING -> _DONE happens in a
+    ``finally``: whatever the callback raises, its removers are released.
+    """
+    me = threading.get_ident()
     interrupt: BaseException | None = None
-    try:
-        for token, callbacks in work:
-            for _registration, callback in callbacks:
-                try:
-                    callback()
-                except Exception as exc:
-                    logger.error("cancel callback %r of %r raised", callback, token, exc_info=exc)
-                except BaseException as exc:  # re-raised once the other callbacks ran
-                    if interrupt is None:
-                        interrupt = exc
-    finally:
-        # Whatever happens, remove() must never wait forever.
-        if own_events:
-            for token, _ in work:
-                finished = token._callbacks_finished
+    for token, registrations in work:
+        for registration in registrations:
+            with token._lock:
+                if registration._state != _PENDING:
+                    continue  # removed after cancel() took the list
+                registration._state = _RUNNING
+                registration._runner = me
+            callback = registration._callback
+            try:
+                callback()
+            except Exception as exc:
+                logger.error("cancel callback %r of %r raised", callback, token, exc_info=exc)
+            except BaseException as exc:  # re-raised once the other callbacks ran
+                if interrupt is None:
+                    interrupt = exc
+            finally:
+                with token._lock:
+                    registration._state = _DONE
+                    finished = registration._finished
                 if finished is not None:
                     finished.set()
     if interrupt is not None:
@@ -404,8 +423,9 @@ class _NeverCancelled(CancelToken):
     def on_cancel(self, callback: Callback, /) -> CancelRegistration:
         if not callable(callback):
             raise TypeError(f"on_cancel() needs a callable, got {type(callback).__name__!r}")
-        # Never stored: it could never run, and would live forever.
-        return CancelRegistration(None, callback)
+        # Never stored: it could never run, and would live forever.  remove()
+        # still says True once: it will never run.
+        return CancelRegistration(self, callback)
 
     def __repr__(self) -> str:
         return f"<{CancelToken.__name__} never cancelled (no task runs in this thread)>"
@@ -460,5 +480,15 @@ def _check_timeout(timeout: object, what: str = "timeout") -> None:
         return
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"{what} must be a number or None, got {type(timeout).__name__!r}")
-    if timeout < 0:
+    # "not >=" also refuses nan, which no wait can use (a timer with it
+    # fires at once).
+    if not timeout >= 0:
         raise ValueError(f"{what} must be >= 0, got {timeout}")
+    # The stdlib's waits raise OverflowError beyond TIMEOUT_MAX (a timer
+    # thread dies of it): refuse such a timeout here, where it is given.
+    if timeout == math.inf:
+        raise ValueError(f"{what} must be finite (None waits without limit), got {timeout}")
+    if timeout > threading.TIMEOUT_MAX:
+        raise ValueError(
+            f"{what} must be <= threading.TIMEOUT_MAX (None waits without limit), got {timeout}"
+        )

@@ -188,12 +188,16 @@ def worker_snapshots() -> list[WorkerSnapshot]:
     shots = []
     for core in _live.copy().values():
         current, since = core.current, core.since
+        mailbox = core.mailbox
+        # Queue.qsize() takes the queue's mutex, which the interrupted thread
+        # may hold; len() of its deque is one atomic call.
+        queued = mailbox.qsize() if isinstance(mailbox, queue.SimpleQueue) else len(mailbox.queue)
         shots.append(
             WorkerSnapshot(
                 name=core.name,
                 state=core.state.value,
-                pending=core.pending,
-                running=None if current is None else describe(current[1]),
+                pending=max(0, queued - (core.state is State.STOPPING)),
+                running=None if current is None else f"{describe(current[1])}()",
                 since=None if current is None else since,
                 owner_ident=core.owner_ident,
             )

@@ -926,3 +926,16 @@ class Event(threading.Event):
     def __repr__(self) -> str:
         name = f" {self._tk_name!r}" if self._tk_name is not None else ""
         return f"<threadkit.Event at {id(self):#x}{name}: {'set' if self.is_set() else 'unset'}>"
+
+
+def _tracked_state(lock: object) -> tuple[str | None, int | None, float] | None:
+    """(name, holder's ident or None, monotonic time of its acquisition) of a tracked lock.
+
+    For the snapshots of :mod:`threadkit.checks`: plain attribute reads, no
+    lock.  ``None`` for a lock that is still being set up (checks registers
+    it before its tracker exists) or is not tracked.
+    """
+    tracker = getattr(lock, "_tracker", None)
+    if not isinstance(tracker, _LockTracker):
+        return None
+    return getattr(lock, "_name", None), tracker.owner, tracker.since

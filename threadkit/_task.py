@@ -42,6 +42,8 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -57,6 +59,7 @@ T = TypeVar("T")
 
 _task_numbers = itertools.count(1)
 _group_numbers = itertools.count(1)
+_CANCELLED_STATES = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 
 # Outcome kinds of _call().
 _RETURNED = 0
@@ -164,6 +167,15 @@ class Task(Future[T]):
     outcome out; :meth:`join`, :meth:`~concurrent.futures.Future.done` and a
     timed-out wait do not count.
 
+    **Done-callbacks** run in the task's thread once its outcome is set (or
+    at once in the caller's thread, if the task is already done).  In the
+    task's thread, every callback runs even if one raises; an exception from
+    one is logged through the ``"threadkit"`` logger ("done callback ... of
+    threadkit task 'name' raised ..."), a ``KeyboardInterrupt``,
+    ``SystemExit`` or :class:`Cancelled` too, after the task's group has
+    counted it out: a callback can neither hang the group nor end the thread
+    silently.
+
     Do not call :meth:`~concurrent.futures.Future.set_result`,
     :meth:`~concurrent.futures.Future.set_exception` or
     :meth:`~concurrent.futures.Future.set_running_or_notify_cancel`: they
@@ -186,6 +198,14 @@ class Task(Future[T]):
         self._failure: BaseException | None = None
         self._observed = False
         self._report_claim = [True]
+        # Popped (atomic list.pop) by whichever comes first: the task's thread,
+        # which then runs the function, or _start giving up on a thread.start()
+        # that raised, which then undoes the group's admission.
+        self._launch_claim = [True]
+        # While the task settles: BaseExceptions that done-callbacks raised,
+        # for _run to route once the bookkeeping is done.
+        self._routed: list[tuple[object, BaseException]] | None = None
+        self._key = next(_registry_keys)
 
     # -- introspection --
 
@@ -259,7 +279,7 @@ class Task(Future[T]):
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
         self._refuse_self_wait("exception()")
@@ -289,13 +309,19 @@ class Task(Future[T]):
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
             BaseException: Whatever the function raised.
         """
         # Checked here too, so that the message names result(), not exception().
         self._refuse_self_wait("result()")
-        self.exception(timeout)
-        return super().result(0)
+        try:
+            self.exception(timeout)
+            return super().result(0)
+        finally:
+            # The re-raised exception's traceback holds this frame: without
+            # this, task -> exception -> traceback -> frame -> task would be a
+            # cycle that keeps the arguments alive until a cyclic collection.
+            self = None  # type: ignore[assignment]  # noqa: PLW0642
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the task's thread to exit, like :meth:`threading.Thread.join`.
@@ -311,7 +337,7 @@ class Task(Future[T]):
         Raises:
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
-            ValueError: *timeout* is negative.
+            ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
         thread = self.thread
@@ -337,17 +363,53 @@ class Task(Future[T]):
         if self._failure is not None and self._group is None and not self._observed:
             _report_unobserved(self)
 
+    def _invoke_callbacks(self) -> None:
+        # Overrides the stdlib's, which set_result(), set_exception() and
+        # cancel() call in the task's thread once the state is committed.  The
+        # stdlib logs an Exception and lets any other BaseException skip the
+        # later callbacks and escape into the task's thread, before the group
+        # heard of the task's end.  Here every callback runs, and a
+        # BaseException is kept for _run to route after the bookkeeping.
+        routed = self._routed
+        callbacks: list[Callable[[Future[T]], object]]
+        callbacks = self._done_callbacks  # type: ignore[attr-defined]  # the stdlib's own list
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:
+                logger.error(
+                    "done callback %r of threadkit task %r raised %s",
+                    callback,
+                    self._name,
+                    type(exc).__name__,
+                    exc_info=exc,
+                )
+            except BaseException as exc:  # routed: logged by _run after the bookkeeping
+                if routed is None:
+                    raise  # not settled by _run: the caller's own thread, its error
+                routed.append((callback, exc))
+
     def __repr__(self) -> str:
-        if self.cancelled():
-            state = "cancelled"
-        elif self.done():
-            failure = self._failure
-            state = "finished" if failure is None else f"failed ({type(failure).__name__})"
-        else:
-            state = "running" if self._started else "starting"
-            if self._token.cancelled:
-                state += ", cancel requested"
-        return f"<{Task.__name__} {self._name!r} {state}>"
+        return f"<{Task.__name__} {self._name!r} {_task_state(self)}>"
+
+
+def _task_state(task: Task[Any]) -> str:
+    """The task's state in words, read without taking any lock.
+
+    ``Future.done()`` and ``cancelled()`` take the future's condition, which a
+    stuck thread could hold; ``_state`` is one attribute read (the future's
+    state string, written last when it settles), so this is a snapshot.
+    """
+    state = task._state
+    if state in _CANCELLED_STATES:
+        return "cancelled"
+    if state == FINISHED:
+        failure = task._failure
+        return "finished" if failure is None else f"failed ({type(failure).__name__})"
+    words = "running" if task._started else "starting"
+    if task._token.cancelled:
+        words += ", cancel requested"
+    return words
 
 
 def _call(
@@ -367,17 +429,123 @@ def _call(
         return _FAILED, exc
 
 
-# Every task and entered group still referenced somewhere, for threadkit.dump().
-_live_tasks: weakref.WeakSet[Task[Any]] = weakref.WeakSet()
-_live_groups: weakref.WeakSet[TaskGroup] = weakref.WeakSet()
+# -- the registry of live tasks and groups, and its snapshots ----------------------
+
+# Tasks not yet settled and groups whose block is running, by a key that is
+# never reused, for threadkit.dump().  Strong references: a task's thread and
+# a group's with statement keep them alive for that long anyway.  Each writer
+# does one dict operation (a store or a pop, atomic) and a reader takes one
+# dict.copy() (atomic too), so a reader never sees a dict changing under it
+# and takes no lock: dump() must work while any other thread is stuck.
+_registry_keys = itertools.count(1)
+_live_tasks: dict[int, Task[Any]] = {}
+_live_groups: dict[int, TaskGroup] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSnapshot:
+    """A task not yet done, as :func:`task_snapshots` saw it.
+
+    Attributes:
+        name: The task's name.
+        state: ``"starting"`` or ``"running"``, possibly followed by ``",
+            cancel requested"``; or the final state if it ended while being read.
+        thread_ident: The ident of the task's thread; ``None`` before it started.
+        group: The name of the task's group, or ``None``.
+    """
+
+    name: str
+    state: str
+    thread_ident: int | None
+    group: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSnapshot:
+    """A task group whose ``with`` block runs, as :func:`group_snapshots` saw it.
+
+    Attributes:
+        name: The group's name.
+        state: ``"open"`` (in the block) or ``"exiting"`` (waiting for its tasks).
+        running: How many of its tasks have not ended.
+        failed: How many of its tasks have failed.
+        cancelled: Whether the group's token is cancelled.
+    """
+
+    name: str
+    state: str
+    running: int
+    failed: int
+    cancelled: bool
+
+
+def task_snapshots() -> list[TaskSnapshot]:
+    """Snapshots of every task not yet done, in the order they were spawned.
+
+    Takes no lock (see the registry above), so it is safe from a signal
+    handler and while other threads are stuck; the fields of one task are read
+    one after the other, so they may be a moment apart.
+    """
+    snapshots = []
+    for task in _live_tasks.copy().values():
+        thread = task._thread
+        group = task._group
+        snapshots.append(
+            TaskSnapshot(
+                name=task._name,
+                state=_task_state(task),
+                thread_ident=None if thread is None else thread.ident,
+                group=None if group is None else group._name,
+            )
+        )
+    return snapshots
+
+
+def group_snapshots() -> list[GroupSnapshot]:
+    """Snapshots of every task group whose ``with`` block runs, oldest first.
+
+    Takes no lock, like :func:`task_snapshots`.
+    """
+    return [_group_snapshot(group) for group in _live_groups.copy().values()]
+
+
+def _group_snapshot(group: TaskGroup) -> GroupSnapshot:
+    # Without group._lock, which a stuck thread (or the thread a signal
+    # handler interrupted) could hold: each field is one attribute read, and
+    # len() of a list is atomic.
+    return GroupSnapshot(
+        name=group._name,
+        state=group._state,
+        running=group._running,
+        failed=len(group._failures),
+        cancelled=group._token.cancelled,
+    )
+
+
+# -- running a task -------------------------------------------------------------------
 
 
 def _run(
     task: Task[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    """The body of a task's thread."""
+    """The body of a task's thread.
+
+    The order is the rule "commit the state, then run user code": the group
+    hears of a failure (and cancels the siblings) before the task settles and
+    its done-callbacks run, and the group's count of running tasks drops in a
+    ``finally``, whatever those callbacks do.  A ``BaseException`` from user
+    code on the way (a done-callback, a callback of the group's token) is
+    logged after the bookkeeping, never raised instead of it.
+    """
+    try:
+        task._launch_claim.pop()
+    except IndexError:
+        # _start gave up on this thread (its start() raised, say a Ctrl-C in
+        # it) and undid the admission: the function must not run.
+        return
     task._started = True
     token = task._token
+    group = task._group
     _waits.register_owner(f"task {task._name!r}")
     try:
         with _bind_token(token):
@@ -385,26 +553,60 @@ def _run(
     finally:
         _waits.forget_owner()
     del fn, args, kwargs
-    group = task._group
+    routed: list[tuple[object, BaseException]] = []
+    try:
+        if kind == _FAILED and group is not None:
+            value.add_note(f"(raised by threadkit task {task._name!r})")
+            error = group._task_failed(value)
+            if error is not None:
+                routed.append((group, error))
+                del error
+        task._routed = routed
+        _settle(task, kind, value)
+    finally:
+        task._routed = None
+        _live_tasks.pop(task._key, None)
+        if group is not None:
+            group._task_ended()
+    name = task._name
+    del task, value
+    while routed:
+        source, error = routed.pop(0)
+        if isinstance(source, TaskGroup):
+            logger.error(
+                "a cancel callback of task group %r raised %s in threadkit task %r",
+                source._name,
+                type(error).__name__,
+                name,
+                exc_info=error,
+            )
+        else:
+            logger.error(
+                "done callback %r of threadkit task %r raised %s",
+                source,
+                name,
+                type(error).__name__,
+                exc_info=error,
+            )
+        del source, error
+
+
+def _settle(task: Task[Any], kind: int, value: Any) -> None:
+    """Give the task's future its outcome; its done-callbacks run here, in this thread."""
     if kind == _RETURNED:
         Future.set_running_or_notify_cancel(task)
         task.set_result(value)
     elif kind == _FAILED:
         task._failure = value
-        if group is None:
+        if task._group is None:
             with _failed_lock:
                 _failed_alone.add(task)
-        else:
-            value.add_note(f"(raised by threadkit task {task._name!r})")
         Future.set_running_or_notify_cancel(task)
         task.set_exception(value)
     else:
         # The stdlib's own path from PENDING to CANCELLED (see the module docstring).
         Future.cancel(task)
         Future.set_running_or_notify_cancel(task)
-    del task
-    if group is not None:
-        group._task_done(value if kind == _FAILED else None)
 
 
 def _start(
@@ -429,17 +631,29 @@ def _start(
     if "token" not in kwargs and _accepts_token(fn):
         kwargs["token"] = token
     task: Task[T] = Task(name, token, group)
-    _live_tasks.add(task)
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
     if group is not None:
         group._admit(thread)
+    _live_tasks[task._key] = task
     try:
         thread.start()
-    except BaseException:  # the thread never ran: undo the admission, re-raise
-        if group is not None:
-            group._task_done(None)
-        raise
+    except BaseException as exc:  # routed: re-raised once the admission is settled
+        # start() may raise after the thread was launched (a Ctrl-C while it
+        # waits for the thread to start): then the task runs and is counted.
+        # Whoever pops the claim first decides; see _run.
+        try:
+            task._launch_claim.pop()
+        except IndexError:
+            pass  # the thread runs the task: the group will wait for it
+        else:
+            _live_tasks.pop(task._key, None)
+            if group is not None:
+                group._task_ended(withdrawn=thread)
+        interrupt = _unmangled(exc)
+        if interrupt is exc:
+            raise
+        raise interrupt from None
     return task
 
 
@@ -539,6 +753,16 @@ class TaskGroup:
     :class:`Cancelled` from the group's own token (or its parent's) is not an
     error of the block.
 
+    **Callbacks of the group's token** run in the thread that cancels it.
+    When that is a failing task's thread (or the timer's), an exception one
+    of them raises is logged after the group has counted the task out, and
+    the group goes on.  When the block's exit cancels it (the block raised)
+    and a callback raises a :class:`BaseException` that is not an
+    :class:`Exception` (an :class:`Exception` is logged by
+    :meth:`CancelToken.cancel` itself), the tasks are still waited for, then
+    that exception is raised unwrapped, like an interrupt, and the tasks'
+    failures are logged.
+
     **Ctrl-C.**  A ``KeyboardInterrupt`` (or any exception a signal handler
     raises) that arrives while the block waits for its tasks cancels the
     group's token, waits for the tasks again, and is re-raised.  A second
@@ -566,7 +790,7 @@ class TaskGroup:
 
     Raises:
         TypeError: *name* is not a string, or *timeout* is not a number.
-        ValueError: *timeout* is negative.
+        ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
 
     Thread safety: :meth:`spawn`, :meth:`cancel` and the properties may be
     called from any thread, including the group's own tasks.  The ``with``
@@ -598,6 +822,7 @@ class TaskGroup:
         self._timed_out = False
         self._timer: threading.Timer | None = None
         self._binding: contextlib.AbstractContextManager[CancelToken] | None = None
+        self._key = next(_registry_keys)
 
     @property
     def name(self) -> str:
@@ -659,27 +884,51 @@ class TaskGroup:
             )
         raise GroupClosed(f"cannot spawn into task group {self._name!r} after it has ended")
 
-    def _task_done(self, failure: BaseException | None) -> None:
-        if failure is not None:
-            with self._lock:
-                self._failures.append(failure)
-                first = len(self._failures) == 1
-            if first:
-                # Before the count drops: the block must never see "all done"
-                # before the siblings were asked to stop.
-                self._token.cancel(f"a task of task group {self._name!r} failed")
+    def _task_failed(self, failure: BaseException) -> BaseException | None:
+        """Record a task's failure; the first one cancels the group's token.
+
+        Called by the failed task's thread before its count drops, so the
+        block never sees "all done" before the siblings were asked to stop.
+
+        Returns:
+            The ``BaseException`` a callback of the token raised (the token
+            is cancelled and every callback ran regardless), for the caller to
+            route; ``None`` if there was none.
+        """
         with self._lock:
+            self._failures.append(failure)
+            first = len(self._failures) == 1
+        if first:
+            return _cancel_routed(self._token, f"a task of task group {self._name!r} failed")
+        return None
+
+    def _task_ended(self, withdrawn: threading.Thread | None = None) -> None:
+        """Count a task out; *withdrawn* is the thread of a task that never ran (not joined)."""
+        with self._lock:
+            if withdrawn is not None:
+                with contextlib.suppress(ValueError):  # pruned already
+                    self._threads.remove(withdrawn)
             self._running -= 1
             if self._running == 0 and self._state == _EXITING:
                 self._state = _CLOSED
                 self._all_done.set()
 
     def _expire(self) -> None:
+        """The timer thread's function."""
         with self._lock:
             if self._state == _CLOSED:
                 return
             self._timed_out = True
-        self._token.cancel(f"task group {self._name!r} timed out after {self._timeout} s")
+        error = _cancel_routed(
+            self._token, f"task group {self._name!r} timed out after {self._timeout} s"
+        )
+        if error is not None:
+            logger.error(
+                "a cancel callback of task group %r raised %s in its timer thread",
+                self._name,
+                type(error).__name__,
+                exc_info=error,
+            )
 
     # -- the with block --
 
@@ -688,7 +937,7 @@ class TaskGroup:
             if self._state != _NEW:
                 raise RuntimeError(f"task group {self._name!r} can only be entered once")
             self._state = _OPEN
-        _live_groups.add(self)
+        _live_groups[self._key] = self
         binding = _bind_token(self._token)
         binding.__enter__()
         self._binding = binding
@@ -715,26 +964,44 @@ class TaskGroup:
             interrupt = exc
         else:
             body_error = exc
+        # A BaseException raised by a callback of the token while this thread
+        # cancels it: raised once the tasks have ended, never instead of
+        # waiting for them.
+        callback_error: BaseException | None = None
         try:
-            if exc is not None and not token.cancelled:
-                token.cancel(f"the block of task group {self._name!r} raised {type(exc).__name__}")
-            with self._lock:
-                self._state = _EXITING
-                if self._running == 0:
-                    self._state = _CLOSED
-                    self._all_done.set()
             try:
+                # Everything up to the wait is inside this try: a signal's
+                # exception that lands here is handled like one in the wait.
+                try:
+                    if exc is not None and not token.cancelled:
+                        callback_error = _cancel_routed(
+                            token,
+                            f"the block of task group {self._name!r} raised {type(exc).__name__}",
+                        )
+                finally:
+                    with self._lock:
+                        self._state = _EXITING
+                        if self._running == 0:
+                            self._state = _CLOSED
+                            self._all_done.set()
                 self._all_done.wait()
-            except BaseException as signal_exc:  # routed: cancel, wait again, re-raise
+            except BaseException as caught:  # routed: cancel, wait again, re-raise
                 if interrupt is not None:
                     raise  # already winding down after an interrupt: abandon the tasks
-                token.cancel(
-                    f"task group {self._name!r} was interrupted by {type(signal_exc).__name__}"
+                signal_exc = _unmangled(caught)
+                error = _cancel_routed(
+                    token,
+                    f"task group {self._name!r} was interrupted by {type(signal_exc).__name__}",
                 )
                 self._all_done.wait()
                 self._join()
+                for lost in (callback_error, error):
+                    if lost is not None:
+                        self._log_callback_error(lost, signal_exc)
                 self._log_failures(signal_exc)
-                raise
+                if signal_exc is caught:
+                    raise
+                raise signal_exc from None
             self._join()
         finally:
             timer = self._timer
@@ -744,6 +1011,15 @@ class TaskGroup:
             if self._binding is not None:
                 self._binding.__exit__(None, None, None)
                 self._binding = None
+            _live_groups.pop(self._key, None)
+        if callback_error is not None:
+            # Like an interrupt: raised unwrapped (its __context__ is the
+            # block's exception, if any), the tasks' failures logged.
+            self._log_failures(callback_error)
+            try:
+                raise callback_error
+            finally:
+                callback_error = None
         if interrupt is not None:
             self._log_failures(interrupt)
             return False
@@ -775,6 +1051,15 @@ class TaskGroup:
         for thread in threads:
             thread.join()
 
+    def _log_callback_error(self, error: BaseException, interrupt: BaseException) -> None:
+        logger.error(
+            "task group %r was left by %s; this %s of a cancel callback is not raised",
+            self._name,
+            type(interrupt).__name__,
+            type(error).__name__,
+            exc_info=error,
+        )
+
     def _log_failures(self, interrupt: BaseException) -> None:
         with self._lock:
             failures = list(self._failures)
@@ -787,10 +1072,42 @@ class TaskGroup:
             )
 
     def __repr__(self) -> str:
-        with self._lock:
-            state, running, failed = self._state, self._running, len(self._failures)
-        extra = ", cancelled" if self._token.cancelled else ""
+        # From a snapshot, without self._lock: a repr must work while any
+        # thread is stuck (dump(), a debugger, a signal handler).
+        snap = _group_snapshot(self)
+        extra = ", cancelled" if snap.cancelled else ""
         return (
-            f"<{TaskGroup.__name__} {self._name!r} {state}, {running} running, "
-            f"{failed} failed{extra}>"
+            f"<{TaskGroup.__name__} {snap.name!r} {snap.state}, {snap.running} running, "
+            f"{snap.failed} failed{extra}>"
         )
+
+
+def _cancel_routed(token: CancelToken, reason: str) -> BaseException | None:
+    """Cancel *token*; return the BaseException a callback raised instead of raising it.
+
+    The token is cancelled and all its callbacks ran either way (see
+    :meth:`CancelToken.cancel`); the caller routes the error once its own
+    bookkeeping is done.
+    """
+    try:
+        token.cancel(reason)
+    except BaseException as exc:  # routed: returned to the caller, who raises or logs it
+        return exc
+    return None
+
+
+def _unmangled(exc: BaseException) -> BaseException:
+    """The exception a signal handler raised, if the standard library mangled it.
+
+    :meth:`threading.Condition.wait` (under :meth:`threading.Event.wait` and
+    :meth:`threading.Thread.start`) is not safe against an exception that a
+    signal handler raises between bytecodes: raised just as the wait ends and
+    before the lock is taken back, it leaves the ``with`` statement as
+    ``RuntimeError('release unlocked lock')``, the handler's exception as its
+    ``__context__`` (measured on 3.13: about 3 in 1000 interrupted
+    ``Thread.start()`` calls).  The caller should see the Ctrl-C.
+    """
+    context = exc.__context__
+    if type(exc) is RuntimeError and context is not None and not isinstance(context, Exception):
+        return context
+    return exc

@@ -121,6 +121,11 @@ def snapshot() -> dict[int, int]:
     return edges
 
 
+def labels() -> dict[int, str]:
+    """Thread ident -> its role ("worker 'db'"), a copy taken without locks."""
+    return _labels.copy()
+
+
 def forget_all() -> None:
     """After fork(): the threads of the parent's edges do not exist here."""
     _waiting.clear()

@@ -121,6 +121,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from threadkit._errors import LockOrderError
@@ -374,15 +375,73 @@ def _graph_size() -> tuple[int, int]:
 
 def _live_locks() -> list[Any]:
     """Every live checked lock (strong references, for the caller's moment)."""
-    return [lock for node in list(_nodes.values()) if (lock := node.ref()) is not None]
+    # dict.copy() is one atomic step: another thread registering a lock
+    # cannot make it fail, as iterating the live dict could.
+    return [lock for node in _nodes.copy().values() if (lock := node.ref()) is not None]
 
 
 def _waiters() -> dict[int, tuple[Any, float]]:
     """Thread ident -> (checked lock it waits for, monotonic time the wait began)."""
     result = {}
-    for ident, (key, since) in list(_waiting.items()):
+    for ident, (key, since) in _waiting.copy().items():
         node = _nodes.get(key)
         lock = node.ref() if node is not None else None
         if lock is not None:
             result[ident] = (lock, since)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class LockSnapshot:
+    """A checked lock as :func:`lock_snapshots` saw it.
+
+    Attributes:
+        label: The lock's label in reports and errors (``"Lock 'db'"``, or
+            kind, number and where it was created).
+        name: The name given to the lock, or ``None``.
+        owner_ident: The ident of the thread holding it; ``None`` if free (or
+            still being set up).
+        since: ``time.monotonic()`` when the holder acquired it, or ``None``.
+        waiters: ``(thread ident, monotonic time the wait began)`` of each
+            thread blocked acquiring it.
+    """
+
+    label: str
+    name: str | None
+    owner_ident: int | None
+    since: float | None
+    waiters: tuple[tuple[int, float], ...]
+
+
+def lock_snapshots() -> list[LockSnapshot]:
+    """Snapshots of every live checked lock, oldest first.
+
+    Takes no lock and never blocks: the registry and the table of waiting
+    threads are each copied in one atomic ``dict.copy()``, and a lock's
+    holder is read from plain attributes, so this is safe in a signal handler
+    and while any thread is stuck.  A lock that is still being set up
+    (registered before its tracker exists) shows as free.  Fields of one lock
+    may be a moment apart.
+    """
+    from threadkit import _sync  # noqa: PLC0415 - _sync imports this module; loaded by now
+
+    waiting: dict[int, list[tuple[int, float]]] = {}
+    for ident, (key, since) in _waiting.copy().items():
+        waiting.setdefault(key, []).append((ident, since))
+    snapshots = []
+    for key, node in sorted(_nodes.copy().items()):
+        lock = node.ref()
+        if lock is None:
+            continue
+        state = _sync._tracked_state(lock)
+        name, owner, since = (None, None, 0.0) if state is None else state
+        snapshots.append(
+            LockSnapshot(
+                label=node.label,
+                name=name,
+                owner_ident=owner,
+                since=None if owner is None else since,
+                waiters=tuple(waiting.get(key, ())),
+            )
+        )
+    return snapshots

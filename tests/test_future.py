@@ -1,20 +1,23 @@
-"""LazyFuture: a real concurrent.futures.Future whose owner settles it without a lock.
+"""LazyFuture: a real concurrent.futures.Future whose Condition is made on first use.
 
-These tests race the lock-free settling against every way of waiting for a
-future, and running against cancelling: a lost wake-up shows up as a bounded
-wait that times out, a double or missing callback as a wrong count.
+These tests race settling against every way of waiting for a future, and
+running against cancelling: a lost wake-up shows up as a bounded wait that
+times out, a double or missing callback as a wrong count.  The last ones
+force the interleavings the publishing protocol exists for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import concurrent.futures._base as cf_base
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import threadkit
 from threadkit._future import LazyFuture
 
 from .conftest import WAIT
@@ -213,3 +216,51 @@ def test_a_cancelled_future_already_noticed_is_not_run_and_does_not_raise() -> N
     assert not f.set_running_or_notify_cancel()
     assert not f.set_running_or_notify_cancel()
     assert f.cancelled()
+
+
+class _SpyCondition(threading.Condition):
+    """Sets ``others_enter`` when a thread other than its creator starts to enter it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.creator = threading.get_ident()
+        self.others_enter = threading.Event()
+
+    def __enter__(self) -> bool:
+        if threading.get_ident() != self.creator:
+            self.others_enter.set()
+        return super().__enter__()
+
+
+def test_the_state_never_changes_under_a_condition_that_wait_holds() -> None:
+    # concurrent.futures.wait() holds each future's Condition while it reads
+    # _state twice (the done set, then the waiter's pending count).  The
+    # first release wrote FINISHED before taking the Condition: the two reads
+    # disagreed, the waiter's count went to -1, and wait() hung for ever.
+    with threadkit.SerialExecutor() as ex:
+        started, gate = threading.Event(), threading.Event()
+        f = ex.submit(lambda: (started.set(), gate.wait(WAIT)))
+        assert started.wait(WAIT)
+        spy = _SpyCondition()
+        f.__dict__["_condition"] = spy  # made by this thread, as wait() would
+        with f._condition:
+            assert f._state == cf_base.RUNNING
+            gate.set()
+            assert spy.others_enter.wait(WAIT)  # the owner is publishing
+            assert f._state == cf_base.RUNNING
+            waiter = cf_base._create_and_install_waiters({f}, cf.ALL_COMPLETED)
+        assert waiter.event.wait(WAIT)
+        assert waiter.num_pending_calls == 0
+
+
+def test_a_future_settled_before_anyone_waited_is_counted_once() -> None:
+    # The other half of the protocol: no Condition existed when the owner
+    # published, so whoever creates it afterwards finds the state final.
+    with threadkit.SerialExecutor() as ex:
+        f = ex.submit(int)
+        fs = [f, *(ex.submit(int) for _ in range(50))]
+        done, not_done = cf.wait(fs, WAIT)
+        assert done == set(fs)
+        assert not not_done
+        assert "_condition" in f.__dict__
+        assert [g.result(0) for g in cf.as_completed(fs, WAIT)] == [0] * 51

@@ -4,6 +4,11 @@ Sessions: tests (every supported Python found on the machine), tests_dev (the
 suite under ``-X dev -W error`` with ``sys.setswitchinterval`` lowered, to shake
 out races, on every supported Python too), lint, typecheck, docs.  ``bench`` and
 ``soak`` are run only on request: ``python -m nox -s bench``, ``python -m nox -s soak``.
+
+The supported Pythons are the classifiers' (3.11-3.15); a session whose Python is
+not installed is skipped, except in CI.  Where 3.14 and 3.15 cannot be installed
+(Debian 12), ``bash .ci/pythons run python -m nox --python 3.14 3.15`` runs their
+sessions in a Debian sid chroot, as CI does (root needed; see that script).
 """
 
 from __future__ import annotations

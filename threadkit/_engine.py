@@ -456,7 +456,10 @@ class Core(Generic[R]):
             self.launched.set()
 
     def request_stop(self, *, cancel_futures: bool, waits: bool) -> bool:
-        """Apply SHUTDOWN; return whether the caller should wait for the owner thread.
+        """Apply SHUTDOWN; return whether the caller, if it *waits*, is owed close's error.
+
+        Only a call that began before the owner thread finished is: a later
+        one returns quietly, so the error is raised once, not by every call.
 
         Commits every decision before running user code (module docstring).
 
@@ -949,15 +952,17 @@ class Face:
         """
         core = self._core
         waits = wait and threading.get_ident() != core.owner_ident and not core.forked
-        if not core.request_stop(cancel_futures=cancel_futures, waits=waits):
-            return
-        # No timeout: the wait is bounded by the request running now.  The
-        # thread exits after close has run: joining it is one wake-up.
+        owed = core.request_stop(cancel_futures=cancel_futures, waits=waits)
+        thread = core.thread
+        if not waits or thread is None:
+            return  # not waiting, or never started: no thread to wait for
+        # A start() racing this call may not have started the thread yet.
         core.launched.wait()
-        assert core.thread is not None
-        if core.thread.ident is not None:
-            core.thread.join()
-        if core.close_error is not None:
+        if thread.ident is not None:
+            # No timeout: the wait is bounded by the request running now.  The
+            # thread exits after close has run: joining it is one wake-up.
+            thread.join()
+        if owed and core.close_error is not None:
             raise core.close_error
 
     @property

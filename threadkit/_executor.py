@@ -8,6 +8,7 @@ standard library's words for misuse.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -160,41 +161,97 @@ class SerialExecutor(Face, Executor):
         """
         return self._submit(fn, args, kwargs)
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-    ) -> Iterator[T]:
-        """Like the builtin :func:`map`, with ``fn`` run on the executor's thread.
+    # The signature is the running Python's: Executor.map() takes buffersize from 3.14 on, and
+    # a drop-in must neither lack it there nor accept it earlier.
+    if sys.version_info >= (3, 14):
 
-        All calls are submitted at once, in order; the returned iterator
-        yields their results in that order, waiting for each in turn.
+        def map(
+            self,
+            fn: Callable[..., T],
+            *iterables: Iterable[Any],
+            timeout: float | None = None,
+            chunksize: int = 1,
+            buffersize: int | None = None,
+        ) -> Iterator[T]:
+            """Like the builtin :func:`map`, with ``fn`` run on the executor's thread.
 
-        Args:
-            fn: The callable, called with one item of each iterable.
-            iterables: The arguments.
-            timeout: The most seconds, counted from this call, that the
-                iterator waits for a result; ``None`` waits as long as it takes.
-            chunksize: Ignored, as by :class:`~concurrent.futures.ThreadPoolExecutor`.
+            The calls are submitted in order, all at once unless *buffersize*
+            is given; the returned iterator yields their results in that
+            order, waiting for each in turn.
 
-        Raises:
-            TimeoutError: From the iterator, when a result is not ready in time
-                (the calls not yet started are then cancelled).
-            BaseException: From the iterator, whatever a call raised.
-            TypeError: *fn* is not callable, or *timeout* is not a number
-                (raised here, at the call, naming the argument).
-        """
-        # Checked here, not left to submit() and the arithmetic inside the
-        # stdlib's map(), whose messages would name neither map() nor timeout.
+            Args:
+                fn: The callable, called with one item of each iterable.
+                iterables: The arguments.
+                timeout: The most seconds, counted from this call, that the
+                    iterator waits for a result; ``None`` waits as long as it takes.
+                chunksize: Ignored, as by :class:`~concurrent.futures.ThreadPoolExecutor`.
+                buffersize: The most calls submitted whose results have not
+                    been yielded yet; the iterables are read only as results
+                    are taken, so they may be endless.  ``None`` reads them
+                    all at once.  Python 3.14 and later only, as in the
+                    standard library.
+
+            Raises:
+                TimeoutError: From the iterator, when a result is not ready in time
+                    (the calls not yet started are then cancelled).
+                BaseException: From the iterator, whatever a call raised.
+                TypeError: *fn* is not callable, *timeout* is not a number or
+                    *buffersize* is not an integer (raised here, at the call).
+                ValueError: *buffersize* is less than 1.
+            """
+            self._check_map(fn, timeout, buffersize)
+            return super().map(
+                fn, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize
+            )
+
+    else:
+
+        def map(
+            self,
+            fn: Callable[..., T],
+            *iterables: Iterable[Any],
+            timeout: float | None = None,
+            chunksize: int = 1,
+        ) -> Iterator[T]:
+            """Like the builtin :func:`map`, with ``fn`` run on the executor's thread.
+
+            All calls are submitted at once, in order; the returned iterator
+            yields their results in that order, waiting for each in turn.  On
+            Python 3.14 and later, as in the standard library, a *buffersize*
+            argument bounds how many are submitted ahead.
+
+            Args:
+                fn: The callable, called with one item of each iterable.
+                iterables: The arguments.
+                timeout: The most seconds, counted from this call, that the
+                    iterator waits for a result; ``None`` waits as long as it takes.
+                chunksize: Ignored, as by :class:`~concurrent.futures.ThreadPoolExecutor`.
+
+            Raises:
+                TimeoutError: From the iterator, when a result is not ready in time
+                    (the calls not yet started are then cancelled).
+                BaseException: From the iterator, whatever a call raised.
+                TypeError: *fn* is not callable, or *timeout* is not a number
+                    (raised here, at the call, naming the argument).
+            """
+            self._check_map(fn, timeout, None)
+            return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+    @staticmethod
+    def _check_map(fn: object, timeout: object, buffersize: object) -> None:
+        # Checked at the call, not left to submit() and the arithmetic inside the stdlib's
+        # map(), whose messages would name neither map() nor timeout.  buffersize first and in
+        # the stdlib's words, as its map() checks it before anything else.
+        if buffersize is not None and not isinstance(buffersize, int):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize is not None and buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")
         if not callable(fn):
             raise TypeError(f"map() needs a callable, got {type(fn).__name__!r}")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float)
         ):
             raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__!r}")
-        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     # Private names that CPython's own executor tests read from a
     # ThreadPoolExecutor; kept so those tests can run against this class.

@@ -7,6 +7,7 @@ far more often than they do by default and races show up as failures.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -43,3 +44,14 @@ def no_thread_left_behind() -> Iterator[None]:
         t.join(WAIT)
     still = [t.name for t in leftover if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture
+def no_automatic_gc() -> Iterator[None]:
+    """Collect only where the test says so (the face is freed by the cycle collector)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

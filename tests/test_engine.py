@@ -7,7 +7,6 @@ bounded stress loops that failed in most runs under ``THREADKIT_SWITCH_INTERVAL=
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import threading
@@ -248,16 +247,6 @@ class _Thing:
     """Something a weakref can watch."""
 
 
-@pytest.fixture
-def no_gc() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 class Boom(ValueError):
     """A failure a weakref can watch (builtin exceptions take no weakrefs)."""
 
@@ -266,7 +255,7 @@ def _fail(_r: object, arg: _Thing) -> None:
     raise Boom("no")
 
 
-@pytest.mark.usefixtures("no_gc")
+@pytest.mark.usefixtures("no_automatic_gc")
 @pytest.mark.parametrize("how", ["submit", "call", "post", "batch", "executor"])
 def test_a_failed_request_keeps_nothing_alive_once_its_outcome_is_dropped(how: str) -> None:
     resource, arg = _Thing(), _Thing()

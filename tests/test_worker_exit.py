@@ -9,7 +9,6 @@ import textwrap
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,17 +99,6 @@ def test_start_after_interpreter_shutdown_began_is_refused(monkeypatch: pytest.M
     w = ResourceWorker(lambda: None)
     with pytest.raises(RuntimeError, match=r"^cannot start a worker after interpreter shutdown$"):
         w.start()
-
-
-@pytest.fixture
-def no_automatic_gc() -> Iterator[None]:
-    """Collect only where the test says so (the face is freed by the cycle collector)."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def forget(holder: list[ResourceWorker[None]]) -> threading.Thread:

@@ -88,7 +88,6 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-import math
 import os
 import queue
 import sys
@@ -103,7 +102,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from threadkit import _waits
-from threadkit._cancel import CancelToken, _bind_token
+from threadkit._cancel import CancelToken, _bind_token, _check_timeout
 from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
 
@@ -1034,20 +1033,8 @@ def check_count(value: object, what: str, minimum: int) -> int:
 
 
 def check_put_timeout(put_timeout: object, maxsize: int) -> None:
-    if put_timeout is None:
-        return
-    if isinstance(put_timeout, bool) or not isinstance(put_timeout, int | float):
-        raise TypeError(f"put_timeout must be a number or None, got {type(put_timeout).__name__!r}")
-    # "not >=" also refuses nan, which no wait can use.
-    if not put_timeout >= 0:
-        raise ValueError(f"put_timeout must be >= 0, got {put_timeout}")
-    # queue.Queue.put(timeout=inf) raises OverflowError once it has to wait:
-    # refuse it here rather than at some later request.
-    if put_timeout == math.inf:
-        raise ValueError(
-            f"put_timeout must be finite (None waits without limit), got {put_timeout}"
-        )
-    if maxsize == 0:
+    _check_timeout(put_timeout, "put_timeout")
+    if put_timeout is not None and maxsize == 0:
         raise ValueError("put_timeout needs a bounded mailbox (maxsize > 0)")
 
 

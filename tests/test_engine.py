@@ -62,14 +62,15 @@ def test_the_table_in_the_module_docstring_is_the_table_in_the_code() -> None:
     assert rows == table
 
 
-def test_accepting_and_stopped_are_derived_from_the_state() -> None:
-    worker: _engine.Core[None] = _engine.Core("w", lambda: None)
-    executor: _engine.Core[None] = _engine.Core("e", lambda: None, accept_early=True)
-    for state in State:
-        worker.state = executor.state = state
-        assert worker.accepting is (state is State.RUNNING)
-        assert executor.accepting is (state in (State.STARTING, State.RUNNING))
-        assert worker.stopped is (state in (State.CLOSING, State.CLOSED))
+def test_accepting_and_stopped_are_derived_from_the_state_by_every_step() -> None:
+    for accept_early in (False, True):
+        for (state, step), after in TRANSITIONS.items():
+            core: _engine.Core[None] = _engine.Core("c", lambda: None, accept_early=accept_early)
+            core.state = state
+            core._step(step)
+            accepting = after is State.RUNNING or (after is State.STARTING and accept_early)
+            assert core.accepting is accepting
+            assert core.stopped is (after in (State.CLOSING, State.CLOSED))
 
 
 # -- 1. wait() and as_completed() count each threadkit future once --------------------

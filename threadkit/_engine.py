@@ -297,6 +297,11 @@ class Core(Generic[R]):
         # never taken on the request path and never held while user code runs.
         self._state_lock = threading.Lock()
         self.state = State.NEW
+        # Derived from the state by _step(), and only there.
+        self.accepting = False
+        # Whether the owner thread will never take another request (CLOSING or
+        # CLOSED); producers read it after their put.
+        self.stopped = False
         self.cancel_futures = False
         self.close_error_claimed = False
         self.close_error: BaseException | None = None
@@ -334,17 +339,15 @@ class Core(Generic[R]):
                 f"threadkit bug: {self.kind} {self.name!r} cannot {step.value} when {before.value}"
             )
         self.state = after
+        # Derived here, the one place the state changes, and stored rather
+        # than computed by a property: every request reads them, and a
+        # property call costs as much as the rest of a post() ("post()
+        # fire-and-forget" in nox -s bench).  A reader without the lock may
+        # see them a moment stale: a stale accepting=True only lets a racing
+        # request reach put_accepted(), which settles it (module docstring).
+        self.accepting = after is State.RUNNING or (after is State.STARTING and self.accept_early)
+        self.stopped = after in _STOPPED
         return before
-
-    @property
-    def accepting(self) -> bool:
-        state = self.state
-        return state is State.RUNNING or (state is State.STARTING and self.accept_early)
-
-    @property
-    def stopped(self) -> bool:
-        """Whether the owner thread will never take another request (read after a put)."""
-        return self.state in _STOPPED
 
     @property
     def pending(self) -> int:
@@ -660,20 +663,23 @@ def describe(fn: object) -> str:
 
 def execute(core: Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> None:
     """Run one request and settle it (owner thread)."""
-    if not claim(item[0]):
+    tag = item[0]
+    # claim(None) is True: a post() skips the call (the fire-and-forget path).
+    if tag is not None and not claim(tag):
         return
     try:
         value = item[1](*pre, *item[3:], **item[2])
-        ok = True
     except BaseException as exc:  # delivered to whoever waits (or the error hook)
-        value, ok = exc, False
-    try:
-        settle(core, item, ok, value)
-    finally:
-        # Break the cycle an exception makes: value -> its traceback -> this
-        # frame -> item -> the future -> value.  The caller may keep the
-        # exception; it must not keep the request, nor the resource.
-        item = pre = value = None  # type: ignore[assignment]
+        try:
+            settle(core, item, False, exc)
+        finally:
+            # Break the cycle an exception makes: exc -> its traceback -> this
+            # frame -> item -> the future -> exc.  The caller may keep the
+            # exception; it must not keep the request, nor the resource.
+            item = pre = tag = None  # type: ignore[assignment]
+        return
+    if tag is not None:
+        settle(core, item, True, value)
 
 
 def execute_batch(
@@ -888,14 +894,6 @@ class Face:
                 # Break the cycle exc -> traceback -> this frame -> exc.
                 exc = slot = None  # type: ignore[assignment]
         return slot.result
-
-    def _post(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        core = self._core
-        if not core.accepting:
-            raise core.refuse("post to")
-        if not callable(fn):
-            raise TypeError(f"post() needs a callable, got {type(fn).__name__!r}")
-        core.put_accepted(self._put, (None, fn, kwargs or NO_KWARGS, *args), "post to")
 
     def _put_bounded(self, item: tuple[Any, ...]) -> None:
         core = self._core

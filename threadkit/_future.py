@@ -157,7 +157,8 @@ class LazyFuture(Future[T]):
         self._publish("add_exception")
 
     def _publish(self, notify: str) -> None:
-        with self._lock():
+        core = self._core
+        with _LOCK if core is None else core.future_lock:
             condition = self.__dict__.get("_condition")
             if condition is None:
                 # Nobody reads the state under a Condition yet, and whoever

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from threadkit._engine import (
+    NO_KWARGS,
     Core,
     ErrorHook,
     Face,
@@ -329,7 +330,18 @@ class ResourceWorker(Face, Generic[R]):
             DeadlockError: Called from the owner thread while its bounded
                 mailbox is full.
         """
-        self._post(fn, args, kwargs)
+        core = self._core
+        if not core.accepting:
+            raise core.refuse("post to")
+        if not callable(fn):
+            raise TypeError(f"post() needs a callable, got {type(fn).__name__!r}")
+        # Core.put_accepted(), inlined: post() is the path where a call shows
+        # ("post() fire-and-forget" in nox -s bench), and a post() has no
+        # handle for cancel_futures to cancel by, so only the reclaim is left.
+        item = (None, fn, kwargs or NO_KWARGS, *args)
+        self._put(item)
+        if core.stopped:
+            core.reclaim(item, "post to")
 
     # -- asyncio -------------------------------------------------------------------
 

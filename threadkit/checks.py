@@ -392,8 +392,8 @@ def _waiters() -> dict[int, tuple[Any, float]]:
 
 
 @dataclass(frozen=True, slots=True)
-class LockSnapshot:
-    """A checked lock as :func:`lock_snapshots` saw it.
+class _LockSnapshot:
+    """A checked lock as :func:`_lock_snapshots` saw it.
 
     Attributes:
         label: The lock's label in reports and errors (``"Lock 'db'"``, or
@@ -413,7 +413,7 @@ class LockSnapshot:
     waiters: tuple[tuple[int, float], ...]
 
 
-def lock_snapshots() -> list[LockSnapshot]:
+def _lock_snapshots() -> list[_LockSnapshot]:
     """Snapshots of every live checked lock, oldest first.
 
     Takes no lock and never blocks: the registry and the table of waiting
@@ -436,7 +436,7 @@ def lock_snapshots() -> list[LockSnapshot]:
         state = _sync._tracked_state(lock)
         name, owner, since = (None, None, 0.0) if state is None else state
         snapshots.append(
-            LockSnapshot(
+            _LockSnapshot(
                 label=node.label,
                 name=name,
                 owner_ident=owner,

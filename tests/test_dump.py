@@ -14,7 +14,7 @@ from time import monotonic
 import pytest
 
 import threadkit
-from threadkit import checks
+from threadkit import _sync, checks
 
 from .conftest import WAIT
 
@@ -211,7 +211,7 @@ def test_dump_tolerates_a_checked_lock_registered_before_it_is_set_up() -> None:
     report = threadkit.dump()
     _assert_whole(report)
     assert "half-made" not in report  # not held: not listed
-    [snapshot] = [s for s in checks._lock_snapshots() if s.label == "Lock 'half-made'"]
+    [snapshot] = [s for s in _sync.lock_snapshots() if s.label == "Lock 'half-made'"]
     assert snapshot.owner_ident is None
     del half_made
 

@@ -11,7 +11,7 @@ the interrupted code, and never crash the process.  Three rules follow.
 what it knows without blocking (one atomic ``dict.copy()`` of its registry,
 then plain attribute reads) and tolerates half-made objects:
 :func:`threadkit._task.task_snapshots` and ``group_snapshots``,
-:func:`threadkit.checks._lock_snapshots`, and the workers' (see
+:func:`threadkit._sync.lock_snapshots`, and the workers' (see
 :func:`_worker_snapshots`).  This module only formats them; it reads no
 other module's private state and calls no ``repr()`` that could take a lock.
 Iterating a :class:`weakref.WeakSet` that other threads add to raises
@@ -46,7 +46,7 @@ from time import monotonic
 from types import FrameType
 from typing import IO, Any, TextIO
 
-from threadkit import _engine, _task, _waits, checks
+from threadkit import _engine, _sync, _task, _waits
 
 __all__ = ["dump", "dump_path", "install_dump_handler"]
 
@@ -156,7 +156,7 @@ class _Report:
         return lines
 
     def locks_and_waits(self) -> list[str]:
-        locks = checks._lock_snapshots()
+        locks = _sync.lock_snapshots()
         held = [lock for lock in locks if lock.owner_ident is not None]
         lines = [f"checked locks held ({len(held)}):"]
         for lock in held:

@@ -121,7 +121,6 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from threadkit._errors import LockOrderError
@@ -389,59 +388,3 @@ def _waiters() -> dict[int, tuple[Any, float]]:
         if lock is not None:
             result[ident] = (lock, since)
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class _LockSnapshot:
-    """A checked lock as :func:`_lock_snapshots` saw it.
-
-    Attributes:
-        label: The lock's label in reports and errors (``"Lock 'db'"``, or
-            kind, number and where it was created).
-        name: The name given to the lock, or ``None``.
-        owner_ident: The ident of the thread holding it; ``None`` if free (or
-            still being set up).
-        since: ``time.monotonic()`` when the holder acquired it, or ``None``.
-        waiters: ``(thread ident, monotonic time the wait began)`` of each
-            thread blocked acquiring it.
-    """
-
-    label: str
-    name: str | None
-    owner_ident: int | None
-    since: float | None
-    waiters: tuple[tuple[int, float], ...]
-
-
-def _lock_snapshots() -> list[_LockSnapshot]:
-    """Snapshots of every live checked lock, oldest first.
-
-    Takes no lock and never blocks: the registry and the table of waiting
-    threads are each copied in one atomic ``dict.copy()``, and a lock's
-    holder is read from plain attributes, so this is safe in a signal handler
-    and while any thread is stuck.  A lock that is still being set up
-    (registered before its tracker exists) shows as free.  Fields of one lock
-    may be a moment apart.
-    """
-    from threadkit import _sync  # noqa: PLC0415 - _sync imports this module; loaded by now
-
-    waiting: dict[int, list[tuple[int, float]]] = {}
-    for ident, (key, since) in _waiting.copy().items():
-        waiting.setdefault(key, []).append((ident, since))
-    snapshots = []
-    for key, node in sorted(_nodes.copy().items()):
-        lock = node.ref()
-        if lock is None:
-            continue
-        state = _sync._tracked_state(lock)
-        name, owner, since = (None, None, 0.0) if state is None else state
-        snapshots.append(
-            _LockSnapshot(
-                label=node.label,
-                name=name,
-                owner_ident=owner,
-                since=None if owner is None else since,
-                waiters=tuple(waiting.get(key, ())),
-            )
-        )
-    return snapshots

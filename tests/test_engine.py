@@ -73,6 +73,53 @@ def test_accepting_and_stopped_are_derived_from_the_state_by_every_step() -> Non
             assert core.stopped is (after in (State.CLOSING, State.CLOSED))
 
 
+# -- the lock-free submit path ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["submit", "call", "post", "executor"])
+def test_a_request_put_after_the_owner_stopped_is_refused_not_lost(how: str) -> None:
+    # The producer passes the "accepting" check, then loses the CPU while
+    # shutdown() runs to completion; its put lands in a mailbox nobody reads.
+    # Without the reclaim after the put (the engine's module docstring), the
+    # call would return and the request would neither run nor be cancelled.
+    face: Any = (
+        threadkit.SerialExecutor(name="x")
+        if how == "executor"
+        else threadkit.ResourceWorker(object, name="x").start()
+    )
+    at_put, go = threading.Event(), threading.Event()
+    real_put = face._put
+
+    def held_put(item: tuple[Any, ...]) -> None:
+        at_put.set()  # past the accepting check
+        assert go.wait(WAIT)
+        real_put(item)
+
+    face._put = held_put
+    ran: list[int] = []
+    out: list[object] = []
+
+    def produce() -> None:
+        try:
+            if how == "executor":
+                out.append(face.submit(ran.append, 1))
+            else:
+                out.append(getattr(face, how)(lambda _r: ran.append(1)))
+        except threadkit.WorkerClosed as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    assert at_put.wait(WAIT)
+    face.shutdown(wait=True)
+    assert not face.thread.is_alive()
+    go.set()
+    t.join(WAIT)
+    [outcome] = out
+    assert isinstance(outcome, threadkit.WorkerClosed), outcome
+    assert ran == []
+
+
 # -- 1. wait() and as_completed() count each threadkit future once --------------------
 
 

@@ -777,7 +777,10 @@ class Condition(threading.Condition):
     :meth:`wait` first checks that re-acquiring the lock after the wait, while
     the thread still holds its other locks, keeps the lock order, and raises
     :class:`~threadkit.LockOrderError` (before releasing anything) if not; the
-    re-acquisition itself records no edge.
+    re-acquisition itself records no edge.  Over a checked :class:`Lock`,
+    ``wait`` and ``notify`` by a thread that does not hold the lock raise
+    :class:`RuntimeError`, where the standard library, which cannot tell who
+    holds a plain lock, lets any thread through while some thread holds it.
 
     All methods may be called from any thread, with the stdlib's rule that
     ``wait`` and ``notify`` need the lock held.

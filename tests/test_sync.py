@@ -1,8 +1,11 @@
 """The checked primitives as drop-in replacements, and their own additions.
 
-CPython's generic lock tests (``test.lock_tests``, shipped with the
-interpreter on 3.11-3.13 but removed by some distributions) are bound to
-threadkit's primitives at run time, with checks off and with checks on.
+CPython's generic lock tests (``test.lock_tests``, from the running
+interpreter's own test package, which some distributions ship separately:
+Debian's ``libpython3.X-testsuite``) are bound to threadkit's primitives at
+run time, with checks off and with checks on.  Each version's tests check
+that version's API (3.14's pin ``RLock.locked()`` and ``count=`` in an
+RLock's repr).
 """
 
 from __future__ import annotations

@@ -293,6 +293,28 @@ def test_condition_statistics_count_the_waiting_threads(mode: bool) -> None:
     assert cond.statistics().waiting == 0
 
 
+def test_a_wait_refused_for_not_holding_the_lock_never_counts_as_waiting(mode: bool) -> None:
+    # The count was once changed before the ownership check, by a thread that
+    # did not hold the lock: a data race on the counter.
+    cond = threadkit.Condition()
+    seen: list[int] = []
+    owned = cond._is_owned  # type: ignore[attr-defined]
+
+    def spy() -> bool:
+        seen.append(cond.statistics().waiting)
+        return bool(owned())
+
+    cond._is_owned = spy  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match=r"^cannot wait on un-acquired lock$"):
+        cond.wait(0)
+    assert seen == [0]
+    with cond:
+        assert cond.wait(0) is False
+    # Counted between threadkit's ownership check and threading's.
+    assert seen == [0, 0, 1]
+    assert cond.statistics().waiting == 0
+
+
 @pytest.mark.parametrize("kind", [threadkit.Lock, threadkit.RLock])
 def test_a_threadkit_lock_works_inside_a_threading_condition(
     mode: bool, kind: Callable[..., Any]

@@ -808,8 +808,11 @@ class Condition(threading.Condition):
         super().__init__(lock)  # type: ignore[arg-type]
         self._tk_lock = lock
         self._tk_name = name
-        # Changed only by threads that hold the lock (inside wait()).
-        self._tk_waiting = 0
+        # One entry per thread inside wait(), added and removed by single list
+        # calls (atomic without the GIL too): a plain Lock lets threading's
+        # wait() run in a thread that does not hold it, so no lock guards this.
+        # Only its length means anything.
+        self._tk_waiters: list[None] = []
 
     @property
     def name(self) -> str | None:
@@ -828,23 +831,26 @@ class Condition(threading.Condition):
                 was released.
         """
         _precheck_wait(self._tk_lock)
-        self._tk_waiting += 1
+        # Checked here too, so that a wait refused for it never counts as waiting.
+        if not self._is_owned():  # type: ignore[attr-defined]  # threading's protocol
+            raise RuntimeError("cannot wait on un-acquired lock")
+        self._tk_waiters.append(None)
         try:
             return super().wait(timeout)
         finally:
-            self._tk_waiting -= 1
+            self._tk_waiters.pop()
 
     def statistics(self) -> ConditionStatistics:
         """Return a snapshot of the condition's state."""
         lock = self._tk_lock
         stats = lock.statistics() if isinstance(lock, Lock | RLock) else None
-        return ConditionStatistics(self._tk_name, self._tk_waiting, stats)
+        return ConditionStatistics(self._tk_name, len(self._tk_waiters), stats)
 
     def __repr__(self) -> str:
         name = f" {self._tk_name!r}" if self._tk_name is not None else ""
         return (
             f"<threadkit.Condition at {id(self):#x}{name}: "
-            f"lock={self._tk_lock!r}, waiting={self._tk_waiting}>"
+            f"lock={self._tk_lock!r}, waiting={len(self._tk_waiters)}>"
         )
 
 

@@ -102,8 +102,9 @@ def perform(world: World, op: Op) -> Any:  # noqa: PLR0911 - one return per kind
         return p.release(*args)
     if name == "enter":
         return p.__enter__()
-    if name == "exit":
-        return p.__exit__(None, None, None)
+    if name == "exit":  # leaving a with block, normally or by an exception
+        exc = ValueError("raised in the block") if args else None
+        return p.__exit__(type(exc) if exc else None, exc, None)
     if name in ("locked", "is_set", "set", "clear", "notify_all"):
         return getattr(p, name)()
     if name in ("wait", "notify"):
@@ -430,7 +431,7 @@ class Model:
             self.parked[t] = Parked("sem", i)
             return "park"
         assert name in ("release", "exit"), name
-        n = args[0] if args else 1
+        n = args[0] if name == "release" and args else 1
         bound = self.bound[i]
         if bound is None or self.value[i] + n <= bound:  # else ValueError
             self.value[i] += n
@@ -516,7 +517,7 @@ def ops_for(i: int, kind: str) -> Iterator[Op]:
             (True, -5),  # ValueError
         ]:
             yield ("acquire", i, blocking, timeout)
-        yield from [("release", i), ("enter", i), ("exit", i)]
+        yield from [("release", i), ("enter", i), ("exit", i), ("exit", i, "raising")]
         if HAS_LOCKED[kind]:
             yield ("locked", i)
     if kind in CONDITIONS:
@@ -536,6 +537,7 @@ def ops_for(i: int, kind: str) -> Iterator[Op]:
         ]:
             yield ("acquire", i, blocking, timeout)
         yield from [("release", i), ("release", i, 2), ("enter", i), ("exit", i)]
+        yield ("exit", i, "raising")
     if kind == "Event":
         yield from [("set", i), ("clear", i), ("is_set", i)]
         for timeout in (None, 0, TICK):

@@ -2,7 +2,8 @@
 
 A hypothesis state machine generates a program over one to three primitives
 (``Lock``, ``RLock``, ``Condition`` over its default lock or over a ``Lock``,
-``Semaphore``, ``BoundedSemaphore``, ``Event``) and one to four threads, and
+``threading.Condition`` over the world's ``RLock`` or ``Lock``, ``Semaphore``,
+``BoundedSemaphore``, ``Event``) and one to four threads, and
 runs every step on two *worlds*: one built from :mod:`threading`, one from
 :mod:`threadkit`.  Each world has its own worker threads; a step is handed to
 the same worker in both worlds, and the return value or exception (type and
@@ -22,6 +23,10 @@ would depend on timing are never generated:
   thread that gets it is known;
 - a thread that starts waiting on a condition is known to be registered once
   another thread has taken the lock it released (a probe by the spare thread);
+- a ``wait_for`` is woken only when its predicate is true (else it would wait
+  again at a moment no step waits for);
+- with checks on, a thread blocks on a lock only while it holds no other, so
+  its lock-order check has nothing to record whenever it runs;
 - no step may leave parked threads waiting for each other in a cycle, and a
   thread never blocks for ever on a ``Lock`` it holds itself (the stdlib would
   hang; with checks on, threadkit raises, which is tested).

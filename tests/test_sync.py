@@ -1,14 +1,18 @@
 """The checked primitives as drop-in replacements, and their own additions.
 
-CPython's generic lock tests (``test.lock_tests``, shipped with the
-interpreter on 3.11-3.13 but removed by some distributions) are bound to
-threadkit's primitives at run time, with checks off and with checks on.
+CPython's generic lock tests (``test.lock_tests``, from the running
+interpreter's own test package, which some distributions ship separately:
+Debian's ``libpython3.X-testsuite``) are bound to threadkit's primitives at
+run time, with checks off and with checks on.  Each version's tests check
+that version's API (3.14's pin ``RLock.locked()`` and ``count=`` in an
+RLock's repr).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import threading
 import unittest
 from collections.abc import Callable, Iterator
@@ -170,7 +174,7 @@ def test_lock_statistics_describe_the_lock(
     ("kind", "expected"),
     [
         (threadkit.Lock, r"<unlocked threadkit\.Lock object 'db' at 0x[0-9a-f]+>"),
-        (threadkit.RLock, r"<unlocked threadkit\.RLock object 'db' at 0x[0-9a-f]+>"),
+        (threadkit.RLock, r"<unlocked threadkit\.RLock object 'db' count=0 at 0x[0-9a-f]+>"),
     ],
 )
 def test_a_free_lock_has_the_stdlib_repr_with_its_name(
@@ -188,10 +192,55 @@ def test_a_held_lock_repr_names_its_holder(mode: bool) -> None:
         )
         held = r" for \d+\.\d\d s" if mode else ""
         assert re.fullmatch(
-            rf"<locked threadkit\.RLock object held by thread 'MainThread' \(count 2\){held}"
+            rf"<locked threadkit\.RLock object held by thread 'MainThread' count=2{held}"
             r" at 0x[0-9a-f]+>",
             repr(rlock),
         )
+
+
+def test_an_rlock_repr_shows_its_count_to_every_thread(mode: bool) -> None:
+    # As the stdlib's RLock repr does (3.14's lock tests pin "count=").
+    rlock = threadkit.RLock()
+    seen: list[str] = []
+    with rlock, rlock:
+        t = threading.Thread(target=lambda: seen.append(repr(rlock)))
+        t.start()
+        t.join(WAIT)
+    assert re.fullmatch(
+        r"<locked threadkit\.RLock object held by thread 'MainThread' count=2"
+        r"( for \d+\.\d\d s)? at 0x[0-9a-f]+>",
+        seen[0],
+    )
+    assert " count=0 " in repr(rlock)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="RLock.locked() is new in 3.14")
+def test_rlock_locked_says_whether_any_thread_holds_it_from_3_14(mode: bool) -> None:
+    rlock = threadkit.RLock()
+    seen: list[bool] = []
+    assert rlock.locked() is False
+    with rlock, rlock:
+        t = threading.Thread(target=lambda: seen.append(rlock.locked()))
+        t.start()
+        t.join(WAIT)
+        assert rlock.locked() is True
+    assert seen == [True]
+    assert rlock.locked() is False
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="RLock.locked() exists from 3.14")
+def test_rlock_has_no_locked_before_3_14_as_the_stdlib(mode: bool) -> None:
+    assert not hasattr(threading.RLock(), "locked")
+    with pytest.raises(AttributeError, match=r"^'RLock' object has no attribute 'locked'$"):
+        threadkit.RLock().locked()  # type: ignore[attr-defined]
+
+
+def test_a_threading_condition_accepts_a_threadkit_rlock(mode: bool) -> None:
+    # 3.14's threading.Condition reads lock.locked at construction.
+    cond = threading.Condition(threadkit.RLock())  # type: ignore[arg-type]
+    with cond:
+        assert cond.wait(0) is False
+    assert repr(threadkit.Condition()).startswith("<threadkit.Condition at ")
 
 
 def test_semaphore_event_and_condition_reprs_and_statistics_are_live() -> None:
@@ -241,6 +290,28 @@ def test_condition_statistics_count_the_waiting_threads(mode: bool) -> None:
     assert stats.name == "cv"
     assert stats.lock is not None
     assert stats.lock.count == 1
+    assert cond.statistics().waiting == 0
+
+
+def test_a_wait_refused_for_not_holding_the_lock_never_counts_as_waiting(mode: bool) -> None:
+    # The count was once changed before the ownership check, by a thread that
+    # did not hold the lock: a data race on the counter.
+    cond = threadkit.Condition()
+    seen: list[int] = []
+    owned = cond._is_owned  # type: ignore[attr-defined]
+
+    def spy() -> bool:
+        seen.append(cond.statistics().waiting)
+        return bool(owned())
+
+    cond._is_owned = spy  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match=r"^cannot wait on un-acquired lock$"):
+        cond.wait(0)
+    assert seen == [0]
+    with cond:
+        assert cond.wait(0) is False
+    # Counted between threadkit's ownership check and threading's.
+    assert seen == [0, 0, 1]
     assert cond.statistics().waiting == 0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import threading
 from _thread import RLock as _CRLock
 from _thread import allocate_lock, get_ident
@@ -440,10 +441,12 @@ def _lock_repr(obj: Lock | RLock, stats: LockStatistics) -> str:
     detail = ""
     if stats.owner is not None:
         detail = f" held by thread {stats.owner!r}"
-        if isinstance(obj, RLock):
-            detail += f" (count {stats.count})"
-        if stats.held_for is not None:
-            detail += f" for {stats.held_for:.2f} s"
+    if isinstance(obj, RLock):
+        # The stdlib's RLock repr shows ``count=N`` on every version, and
+        # 3.14's lock tests pin it: there, free and held alike.
+        detail += f" count={stats.count}"
+    if stats.held_for is not None:
+        detail += f" for {stats.held_for:.2f} s"
     if stats.waiting:
         detail += f", {stats.waiting} waiting"
     return f"<{state} threadkit.{type(obj).__qualname__} object{name}{detail} at {id(obj):#x}>"
@@ -618,6 +621,9 @@ class Lock:
 
 
 _RLOCK_STATE = re.compile(r"owner=(\d+) count=(\d+)")
+# The stdlib's API of the running version, not a feature probe: RLock.locked()
+# is new in 3.14, and threadkit.RLock offers exactly what threading.RLock does.
+_RLOCK_HAS_LOCKED = sys.version_info >= (3, 14)
 
 
 class RLock:
@@ -656,6 +662,9 @@ class RLock:
         "_tracker",
         "acquire",
         "release",
+        # threading.RLock has locked() from 3.14 on (and 3.14's
+        # threading.Condition reads it from its lock); before, it has none.
+        *(("locked",) if _RLOCK_HAS_LOCKED else ()),
     )
 
     _name: str | None
@@ -679,18 +688,27 @@ class RLock:
         def _recursion_count(self) -> int: ...
         def _at_fork_reinit(self) -> None: ...
 
+        if sys.version_info >= (3, 14):
+
+            def locked(self) -> bool: ...
+
     def __init__(self, *, name: str | None = None, raise_on_timeout: bool = False) -> None:
         _set_up(
             self,
             "RLock",
             name,
             raise_on_timeout,
-            tracked=lambda t: {"_recursion_count": t.recursion_count},
+            tracked=lambda t: {
+                "_recursion_count": t.recursion_count,
+                # Held by any thread, as the 3.14 stdlib's RLock.locked() says.
+                **({"locked": t.lock.locked} if _RLOCK_HAS_LOCKED else {}),
+            },
             plain=lambda lock: {
                 "_is_owned": lock._is_owned,
                 "_release_save": lock._release_save,
                 "_acquire_restore": lock._acquire_restore,
                 "_recursion_count": lock._recursion_count,
+                **({"locked": lock.locked} if _RLOCK_HAS_LOCKED else {}),
             },
         )
 
@@ -759,7 +777,10 @@ class Condition(threading.Condition):
     :meth:`wait` first checks that re-acquiring the lock after the wait, while
     the thread still holds its other locks, keeps the lock order, and raises
     :class:`~threadkit.LockOrderError` (before releasing anything) if not; the
-    re-acquisition itself records no edge.
+    re-acquisition itself records no edge.  Over a checked :class:`Lock`,
+    ``wait`` and ``notify`` by a thread that does not hold the lock raise
+    :class:`RuntimeError`, where the standard library, which cannot tell who
+    holds a plain lock, lets any thread through while some thread holds it.
 
     All methods may be called from any thread, with the stdlib's rule that
     ``wait`` and ``notify`` need the lock held.
@@ -787,8 +808,11 @@ class Condition(threading.Condition):
         super().__init__(lock)  # type: ignore[arg-type]
         self._tk_lock = lock
         self._tk_name = name
-        # Changed only by threads that hold the lock (inside wait()).
-        self._tk_waiting = 0
+        # One entry per thread inside wait(), added and removed by single list
+        # calls (atomic without the GIL too): a plain Lock lets threading's
+        # wait() run in a thread that does not hold it, so no lock guards this.
+        # Only its length means anything.
+        self._tk_waiters: list[None] = []
 
     @property
     def name(self) -> str | None:
@@ -807,23 +831,26 @@ class Condition(threading.Condition):
                 was released.
         """
         _precheck_wait(self._tk_lock)
-        self._tk_waiting += 1
+        # Checked here too, so that a wait refused for it never counts as waiting.
+        if not self._is_owned():  # type: ignore[attr-defined]  # threading's protocol
+            raise RuntimeError("cannot wait on un-acquired lock")
+        self._tk_waiters.append(None)
         try:
             return super().wait(timeout)
         finally:
-            self._tk_waiting -= 1
+            self._tk_waiters.pop()
 
     def statistics(self) -> ConditionStatistics:
         """Return a snapshot of the condition's state."""
         lock = self._tk_lock
         stats = lock.statistics() if isinstance(lock, Lock | RLock) else None
-        return ConditionStatistics(self._tk_name, self._tk_waiting, stats)
+        return ConditionStatistics(self._tk_name, len(self._tk_waiters), stats)
 
     def __repr__(self) -> str:
         name = f" {self._tk_name!r}" if self._tk_name is not None else ""
         return (
             f"<threadkit.Condition at {id(self):#x}{name}: "
-            f"lock={self._tk_lock!r}, waiting={self._tk_waiting}>"
+            f"lock={self._tk_lock!r}, waiting={len(self._tk_waiters)}>"
         )
 
 

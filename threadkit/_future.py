@@ -37,6 +37,7 @@ future that is not running falls back to the stock, locked, checks).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures._base import (
     CANCELLED,
@@ -51,7 +52,7 @@ from typing import Any, TypeVar
 from threadkit import _waits
 from threadkit._errors import DeadlockError
 
-__all__ = ["LazyFuture"]
+__all__ = ["LazyFuture", "run_done_callbacks"]
 
 T = TypeVar("T")
 
@@ -176,29 +177,19 @@ class LazyFuture(Future[T]):
         callbacks = self.__dict__.get("_done_callbacks")
         if not callbacks:
             return
-        # As the stdlib does, an Exception is logged and the next callback
-        # runs.  For any other BaseException the stdlib's behaviour is
-        # undefined (in practice it escapes and aborts the other callbacks):
-        # here every callback runs, then the first one is re-raised, except in
-        # the owner thread, which must not die of a callback (that would
-        # strand every queued request): there each goes to the error hook.
-        interrupts: list[BaseException] = []
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                LOGGER.exception("exception calling callback for %r", self)
-            except BaseException as exc:  # routed: see above
-                interrupts.append(exc)
+        interrupts = run_done_callbacks(self, callbacks, _log_like_the_stdlib)
         if not interrupts:
             return
+        # In the owner thread, which must not die of a callback (that would
+        # strand every queued request), each goes to the error hook; anywhere
+        # else (a cancel() in the caller's thread) the first is re-raised.
         core = self._core
         if core is not None and core.owner_ident == threading.get_ident():
-            for interrupt in interrupts:
+            for _, interrupt in interrupts:
                 core.report(interrupt, f"a done-callback of {self!r}")
             return
         try:
-            raise interrupts[0]
+            raise interrupts[0][1]
         finally:
             interrupts.clear()  # break the cycle exc -> traceback -> this frame
 
@@ -253,3 +244,34 @@ class LazyFuture(Future[T]):
 
     def cancelled(self) -> bool:
         return self._state in _CANCELLED
+
+
+def _log_like_the_stdlib(future: Future[Any], _callback: object, _exc: Exception) -> None:
+    LOGGER.exception("exception calling callback for %r", future)
+
+
+def run_done_callbacks(
+    future: Future[Any],
+    callbacks: list[Callable[[Future[Any]], object]],
+    log: Callable[[Future[Any], object, Exception], None],
+) -> list[tuple[object, BaseException]]:
+    """Run every done-callback of a settled *future*, in order: the one settle path's last step.
+
+    For the futures of workers and executors and for tasks alike.  An
+    :class:`Exception` is passed to *log* (from inside the ``except`` block,
+    so ``exc_info`` is at hand) and the next callback runs, as the standard
+    library does.  For any other ``BaseException`` the standard library's
+    behaviour is undefined (in practice it escapes and skips the remaining
+    callbacks): here every callback still runs, and each such exception is
+    returned with its callback, for the caller to route once its own
+    bookkeeping is done, never instead of it.
+    """
+    interrupts: list[tuple[object, BaseException]] = []
+    for callback in callbacks:
+        try:
+            callback(future)
+        except Exception as exc:
+            log(future, callback, exc)
+        except BaseException as exc:  # routed by the caller: see above
+            interrupts.append((callback, exc))
+    return interrupts

@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
 from threadkit._errors import Cancelled, DeadlockError, GroupClosed
+from threadkit._future import run_done_callbacks
 
 __all__ = ["Task", "TaskGroup", "spawn"]
 
@@ -370,27 +371,33 @@ class Task(Future[T]):
         # later callbacks and escape into the task's thread, before the group
         # heard of the task's end.  Here every callback runs, and a
         # BaseException is kept for _run to route after the bookkeeping.
-        routed = self._routed
         callbacks: list[Callable[[Future[T]], object]]
         callbacks = self._done_callbacks  # type: ignore[attr-defined]  # the stdlib's own list
-        for callback in callbacks:
+        interrupts = run_done_callbacks(self, callbacks, _log_callback_error)
+        if not interrupts:
+            return
+        routed = self._routed
+        if routed is None:
+            # Not settled by _run: the caller's own thread (a cancel()), its error.
             try:
-                callback(self)
-            except Exception as exc:
-                logger.error(
-                    "done callback %r of threadkit task %r raised %s",
-                    callback,
-                    self._name,
-                    type(exc).__name__,
-                    exc_info=exc,
-                )
-            except BaseException as exc:  # routed: logged by _run after the bookkeeping
-                if routed is None:
-                    raise  # not settled by _run: the caller's own thread, its error
-                routed.append((callback, exc))
+                raise interrupts[0][1]
+            finally:
+                interrupts.clear()  # break the cycle exc -> traceback -> this frame
+        routed.extend(interrupts)
 
     def __repr__(self) -> str:
         return f"<{Task.__name__} {self._name!r} {_task_state(self)}>"
+
+
+def _log_callback_error(task: Future[Any], callback: object, exc: Exception) -> None:
+    name = task._name if isinstance(task, Task) else repr(task)
+    logger.error(
+        "done callback %r of threadkit task %r raised %s",
+        callback,
+        name,
+        type(exc).__name__,
+        exc_info=exc,
+    )
 
 
 def _task_state(task: Task[Any]) -> str:

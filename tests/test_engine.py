@@ -344,6 +344,22 @@ def test_a_failed_request_keeps_nothing_alive_once_its_outcome_is_dropped(how: s
     assert resource_ref() is None
 
 
+@pytest.mark.usefixtures("no_automatic_gc")
+def test_a_failed_factory_keeps_nothing_alive_once_the_worker_is_dropped() -> None:
+    def factory() -> object:
+        raise Boom("no")
+
+    w = threadkit.ResourceWorker(factory, name="broken")
+    with pytest.raises(Boom) as info:
+        w.start()
+    exc_ref = weakref.ref(info.value)
+    del info
+    w_ref = weakref.ref(w)
+    del w
+    assert w_ref() is None
+    assert exc_ref() is None
+
+
 # -- 5. shutdown() from a callback does not hang ---------------------------------------
 
 

@@ -741,15 +741,18 @@ def _run(core: Core[Any]) -> None:
         # raise DeadlockError instead of WorkerClosed).
         core.owner_ident = None
         _live.pop(id(core), None)
+        # The frames of this thread outlive it when an exception's traceback
+        # holds one (a failed factory's, kept as start_error): they must not
+        # hold the core, or core -> start_error -> traceback -> frame -> core.
+        del core
 
 
 def _own(core: Core[Any]) -> None:
     """Open, serve the mailbox in order, close."""
-    try:
-        resource = core.open()
-    except BaseException as exc:  # re-raised by start() in the starting thread
-        core.start_error = exc
-        del exc
+    opened, resource = _open(core.open)
+    if not opened:
+        core.start_error = resource
+        del resource
         # Requests accepted while the resource was being opened (executors
         # accept them from construction) fail: they can never run.
         for item in core.final_sweep():
@@ -757,6 +760,7 @@ def _own(core: Core[Any]) -> None:
         _stop_bounding(core)
         core.finished()
         core.started.set()
+        del core  # as in _run()
         return
     pre = (resource,) if core.pass_resource else ()
     core.opened()
@@ -777,6 +781,19 @@ def _own(core: Core[Any]) -> None:
         del resource, pre
         _stop_bounding(core)
         core.finished()
+
+
+def _open(factory: Callable[[], Any]) -> tuple[bool, Any]:
+    """(True, the resource) or (False, what the factory raised).
+
+    Caught here, in a frame that holds no core: the exception, kept as
+    ``start_error`` and re-raised by start(), has this frame in its
+    traceback, and a frame holding the core would make a cycle through it.
+    """
+    try:
+        return True, factory()
+    except BaseException as exc:  # re-raised by start() in the starting thread
+        return False, exc
 
 
 def _stop_bounding(core: Core[Any]) -> None:

@@ -263,7 +263,12 @@ class ResourceWorker(Face, Generic[R]):
         if core.start_error is not None:
             assert core.thread is not None
             core.thread.join()
-            raise core.start_error
+            try:
+                raise core.start_error
+            finally:
+                # Break the cycle error -> traceback -> this frame -> the
+                # worker -> its core -> error (Future.result() does the same).
+                self = core = None  # type: ignore[assignment]  # noqa: PLW0642
         return self
 
     def __enter__(self) -> ResourceWorker[R]:

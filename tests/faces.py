@@ -141,10 +141,14 @@ class DocumentedPool(cf.ThreadPoolExecutor):
         interrupts: list[BaseException] = []
         for item in queued:
             try:
-                if item.future.cancel():
-                    item.future.set_running_or_notify_cancel()
+                cancelled = item.future.cancel()
             except BaseException as exc:  # raised after the shutdown, as threadkit does
+                # cancel() raises only from a callback, once the future is cancelled.
                 interrupts.append(exc)
+                cancelled = True
+            if cancelled:
+                # Noticed at once, callback or not: wait() counts it as done.
+                item.future.set_running_or_notify_cancel()
         own = threading.current_thread() in self._threads
         super().shutdown(wait=wait and not own, cancel_futures=False)
         if interrupts:
@@ -174,8 +178,11 @@ class _Reported(logging.Handler):
         self.errors: list[BaseException] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.args == (self.name_,) and record.exc_info and record.exc_info[1]:
-            self.errors.append(record.exc_info[1])
+        # "error in threadkit %s %r" % (kind, name): the executor's name is last.
+        args = record.args
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(args, tuple) and args[-1:] == (self.name_,) and exc is not None:
+            self.errors.append(exc)
 
 
 class SerialExecutorFace(threadkit.SerialExecutor):

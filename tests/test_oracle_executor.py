@@ -30,6 +30,7 @@ futures cancelled by that shutdown counting as done for ``wait``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import concurrent.futures._base as cf_base
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -122,6 +123,10 @@ class _Counter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("exception calling callback for"):
             self.count += 1
+
+
+# The states in which wait() and as_completed() count a future as done.
+_COUNTED = frozenset({cf_base.FINISHED, cf_base.CANCELLED_AND_NOTIFIED})
 
 
 @dataclass
@@ -225,12 +230,18 @@ class Run:
             )
 
     def will_finish(self, after_opening: int | None = None) -> set[int]:
-        """Futures done now, or done once the gate *after_opening* opens (at quiescence)."""
-        done = {i for i, f in enumerate(self.futures) if f.done()}
+        """Futures wait() counts as done now, or once the gate *after_opening* opens.
+
+        A future cancelled by cancel() is done() at once, but wait() and
+        as_completed() count it only once the executor has noticed it
+        (CANCELLED_AND_NOTIFIED), which happens when its owner reaches it.
+        """
+        done = {i for i, f in enumerate(self.futures) if f._state in _COUNTED}
         b = self.blocked()
         if b is not None and after_opening is not None and self.gate_of[b] == after_opening:
             for i in range(b, len(self.futures)):
                 if self.futures[i].done():
+                    done.add(i)  # finished, or cancelled and noticed when reached
                     continue
                 gate = self.gate_of[i]
                 closed = (
@@ -240,7 +251,10 @@ class Run:
                     break
                 done.add(i)
         elif b is None:
-            done = set(range(len(self.futures)))
+            # Nothing blocks the owner: every pending future will finish, but a
+            # cancelled one that nothing will notice any more (its executor shut
+            # down) is never counted.
+            done |= {i for i, f in enumerate(self.futures) if not f.done()}
         return done
 
     def indices(self, fs: Any) -> list[int]:

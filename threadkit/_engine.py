@@ -802,13 +802,12 @@ def _stop_bounding(core: Core[Any]) -> None:
 
 
 def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
-    """Take requests until the stop marker; run each, or cancel it after cancel_futures.
+    """Take requests until the stop marker and run them.
 
-    shutdown(cancel_futures=True) sets the flag, then takes what is queued
-    and cancels it; a request that a racing producer puts after that drain
-    and before the stop marker is cancelled here (or by its producer, in
-    put_accepted(), whichever claims it first): run, it would be a request
-    accepted after shutdown began that was neither refused nor cancelled.
+    A request taken here has started, as one a ThreadPoolExecutor's worker
+    has dequeued: shutdown(cancel_futures=True) cancels only what it takes
+    out of the mailbox itself, before any user code runs, so a raising
+    done-callback cannot leave the rest to run here.
     """
     get = core.mailbox.get
     get_nowait = core.mailbox.get_nowait
@@ -820,10 +819,7 @@ def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
             # What runs now and since when, for threadkit.dump().
             core.current = item
             core.since = monotonic()
-            if core.cancel_futures:
-                cancel(item)
-            else:
-                execute(core, pre, item)
+            execute(core, pre, item)
             # Drop the request before blocking again: it holds the future,
             # and through it the result, which the caller may want freed.
             core.current = item = None
@@ -844,11 +840,7 @@ def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
         if batch:
             core.current = batch[0]
             core.since = monotonic()
-            if core.cancel_futures:
-                for item in batch:
-                    cancel(item)
-            else:
-                execute_batch(core, resource, pre, batch)
+            execute_batch(core, resource, pre, batch)
         core.current = item = batch = None  # type: ignore[assignment]
         if stop:
             return

@@ -149,8 +149,15 @@ def _race_shutdown(ex: Any, per_producer: int, producers: int, shutdown_after: i
             "ran" if (p, k) in ran else "cancelled" if (p, k) in accepted else "refused"
             for k in range(per_producer)
         ]
-        # Per producer: what ran, then what was cancelled, then what was refused.
-        assert outcome == sorted(outcome, key=["ran", "cancelled", "refused"].index), outcome
+        # Per producer: what was accepted (ran or cancelled), then what was
+        # refused: once shutdown began, no request is accepted again.  Which of
+        # the accepted ones ran is not ordered by more than the standard
+        # library orders it: the owner thread may take a queued request while
+        # shutdown(cancel_futures=True) drains the queue, as a
+        # ThreadPoolExecutor's worker may, so a later request can run while an
+        # earlier one was cancelled.
+        accepted_first = ["refused" if o == "refused" else "accepted" for o in outcome]
+        assert accepted_first == sorted(accepted_first), outcome
 
 
 @given(

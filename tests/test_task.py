@@ -1038,8 +1038,11 @@ def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_
     def callback() -> None:
         raise raised("from the token callback")
 
+    started = threading.Event()
+
     def stubborn(*, token: threadkit.CancelToken | None = None) -> None:
         assert token is not None
+        started.set()
         assert token.wait(WAIT)
         parked.set()
         release.wait(WAIT)  # ignores its token until released
@@ -1049,6 +1052,9 @@ def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_
             with threadkit.TaskGroup(name="g") as group:
                 group.token.on_cancel(callback)
                 task = group.spawn(stubborn, name="t")
+                # Started first: a task whose group is cancelled before it
+                # starts never runs (documented), and this one must be running.
+                assert started.wait(WAIT)
                 raise ValueError("the block failed")
         finally:
             task_done_at_the_end.append(task.done())

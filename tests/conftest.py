@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from time import monotonic
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -55,3 +58,25 @@ def no_automatic_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def interrupt_until_it_reacts(proc: subprocess.Popen[str], every: float = 2.0) -> tuple[str, str]:
+    """Send SIGINT to *proc*, again while it has printed nothing; return its output.
+
+    CPython notices a signal in the main thread when the C call it is in
+    returns with EINTR; one that lands after the last check and before a
+    blocking wait begins (a lock's, with no timeout) is noticed only when
+    that wait ends, which in these children is never (a user would press
+    Ctrl-C again).  So the signal is repeated, at an interval far longer
+    than the child's reaction takes, until the child shows it reacted.
+    """
+    deadline = monotonic() + WAIT
+    proc.send_signal(signal.SIGINT)
+    while True:
+        try:
+            return proc.communicate(timeout=every)
+        except subprocess.TimeoutExpired as exc:
+            if monotonic() > deadline:
+                raise
+            if not exc.output:
+                proc.send_signal(signal.SIGINT)

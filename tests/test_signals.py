@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from .conftest import WAIT
+from .conftest import WAIT, interrupt_until_it_reacts
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -80,8 +80,7 @@ def _interrupt(mode: str, catch: str) -> tuple[int, str, str]:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=WAIT)
+        out, err = interrupt_until_it_reacts(proc)
     finally:
         proc.kill()
         proc.wait(WAIT)

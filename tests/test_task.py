@@ -4,7 +4,6 @@ import concurrent.futures as cf
 import gc
 import logging
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 import threadkit
 
-from .conftest import WAIT
+from .conftest import WAIT, interrupt_until_it_reacts
 
 
 def boom(message: str = "boom") -> None:
@@ -721,8 +720,7 @@ def test_ctrl_c_while_a_group_waits_cancels_its_tasks_waits_and_reraises() -> No
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=WAIT)
+        out, err = interrupt_until_it_reacts(proc)
     finally:
         proc.kill()
         proc.wait(WAIT)

@@ -165,18 +165,43 @@ def run_program(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_readme_python_example_runs(tmp_path: Path) -> None:
-    blocks = python_blocks(README.read_text(encoding="utf-8"))
+def output_blocks(rst: str) -> list[str]:
+    """The bodies of the ``.. code-block:: text`` directives that follow an "It prints:"."""
+    return [
+        "\n".join(line.strip() for line in m.group(1).strip().splitlines()) + "\n"
+        for m in re.finditer(
+            r"^It prints:\n\n\.\. code-block:: text\n((?:\n|[ ]+.*\n)+)", rst, re.MULTILINE
+        )
+    ]
+
+
+def test_the_readme_python_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    blocks = python_blocks(text)
     assert blocks, "README.rst has no python code block"
-    for block in blocks:
+    shown = output_blocks(text)
+    assert len(shown) == len(blocks), "every README example is followed by its output"
+    for block, expected in zip(blocks, shown, strict=True):
         proc = run_program([sys.executable, "-X", "dev", "-W", "error", "-c", block], tmp_path)
         assert proc.returncode == 0, f"README example failed:\n{block}\n{proc.stderr}"
+        assert proc.stdout == expected
 
 
-def test_the_readme_keeps_its_two_commands() -> None:
+def test_the_readme_commands_make_a_virtual_environment_first() -> None:
     text = README.read_text(encoding="utf-8")
-    assert "python -m pip install . && python -m threadkit" in text
-    assert "python -m pip install nox && python -m nox" in text
+    # Stock Debian has python3 but no python, and refuses a system-wide pip
+    # install: the first command makes the environment that the others use.
+    venv = "python3 -m venv .venv && . .venv/bin/activate"
+    install = "python -m pip install . && python -m threadkit"
+    suite = "python -m pip install nox && python -m nox"
+    assert text.index(venv) < text.index(install) < text.index(suite)
+
+
+def test_ci_runs_the_readme_test_command_in_a_virtual_environment() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python3 -m venv" in ci
+    assert re.search(r"^python -m pip install[^\n]* nox$", ci, re.MULTILINE), ci
+    assert re.search(r"^env --default-signal=INT python -m nox ", ci, re.MULTILINE), ci
 
 
 def test_the_test_module_shown_in_the_testing_guide_passes(tmp_path: Path) -> None:

@@ -37,6 +37,38 @@ def assert_demo_facts(out: str, *, writers: int, rows: int) -> None:
     assert "from the main thread instead: sqlite3.ProgrammingError" in out
 
 
+# The whole output, line by line: what each line says is pinned, the figures are not.
+_SHAPE = [
+    r"threadkit \S+ demonstration \(its files go to a temporary folder, removed at the end\)",
+    r"",
+    r"1\. Background zip \(the tutorial's AsyncZip; a ResourceWorker owns the ZipFile\)",
+    r"   wrote mydata\.txt: [\d.]+ MiB",
+    r"   The main program continues to run in foreground:",
+    *[
+        rf"     foreground: hashed {i}/4 of mydata\.txt \(zip (still running|done)\)"
+        for i in (1, 2, 3, 4)
+    ],
+    r"   foreground work, while the zip ran: (?P<foreground>\d+\.\d\d) s",
+    r"   main program waited until background was done: (?P<waited>\d+\.\d\d) s",
+    r"   the zip itself, timed in the owner thread: (?P<zip>\d+\.\d\d) s",
+    r"   archive verified: 1 member, CRC ok, contents match, \d+% of the original size",
+    r"   the ZipFile was used by 1 thread: the owner \(not the main thread\)",
+    r"",
+    r"2\. 4 threads writing to one SQLite database through a ResourceWorker",
+    r"   4 writer threads x 250 rows = 1000 rows requested",
+    r"   rows in the table \(counted afterwards, new connection\): 1000",
+    r"   distinct writers in the table: 4",
+    r"   threads that touched the connection: 1, .*",
+    r"   touching the connection from the main thread instead: sqlite3\.ProgrammingError: .*",
+    r"   the 1000 requests from 4 threads, with the worker's start and shutdown: \d+\.\d\d s",
+    r"",
+    r"How it is done: (?P<source>.+)",
+    r"The chapter it follows: https://docs\.python\.org/3/tutorial/stdlib2\.html#multi-threading",
+    r"That chapter's example rebuilt with threadkit, step by step: "
+    r"https://threadkit\.readthedocs\.io/en/latest/tutorial\.html",
+]
+
+
 def test_python_m_threadkit_runs_the_demo_and_reports_one_owner_thread(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
@@ -51,12 +83,20 @@ def test_python_m_threadkit_runs_the_demo_and_reports_one_owner_thread(tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert_demo_facts(proc.stdout, writers=4, rows=250)
-    # The foreground printed its progress while the zip ran in the background.
-    assert len(re.findall(r"foreground: hashed \d/4 of mydata\.txt", proc.stdout)) == 4
-    # Everything happened in a temporary directory, removed afterwards.
-    folder = re.search(r"demonstration, in (\S+)", proc.stdout)
-    assert folder is not None
-    assert not Path(folder.group(1)).exists()
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(_SHAPE), proc.stdout
+    found: dict[str, str] = {}
+    for line, pattern in zip(lines, _SHAPE, strict=True):
+        m = re.fullmatch(pattern, line)
+        assert m is not None, f"{line!r} does not match {pattern!r}"
+        found.update({k: v for k, v in m.groupdict().items() if v is not None})
+    # The main program waits for the zip after its own work, so its wait is at
+    # most the zip's own time plus the shutdown that closes the archive.
+    assert float(found["waited"]) <= float(found["zip"]) + float(found["foreground"]) + 0.5
+    # It names its own source, which a reader can open.
+    assert Path(found["source"]) == ROOT / "threadkit" / "__main__.py"
+    # Nothing was left behind, and no folder that no longer exists was shown.
+    assert "threadkit-demo-" not in proc.stdout
     assert list(tmp_path.iterdir()) == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import os
+import sys
 from importlib.metadata import version as _version
 from pathlib import Path
 
@@ -13,13 +14,22 @@ copyright = "2026, the threadkit developers"
 release = _version("threadkit")
 version = ".".join(release.split(".")[:2])
 
+# docs/_ext: the lifecycle-diagram directive, drawn from threadkit._engine's table.
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
+    "sphinx.ext.graphviz",
     "sphinx.ext.intersphinx",
     "sphinx.ext.napoleon",
     "sphinx_copybutton",
+    "lifecycle",
 ]
+
+# Diagrams as SVG: sharp at any width, text selectable.  dot comes from Debian's
+# graphviz package (.ci/run installs it).
+graphviz_output_format = "svg"
 
 html_theme = "furo"
 html_title = f"threadkit {release}"

@@ -18,10 +18,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import threadkit
+from threadkit._engine import TRANSITIONS, State, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -238,3 +240,35 @@ def test_every_example_in_the_docs_runs(tmp_path: Path) -> None:
     report = output.read_text(encoding="utf-8") if output.exists() else ""
     assert proc.returncode == 0, proc.stdout + proc.stderr + report
     assert re.search(r"\b0 failures in tests\b", report), report
+
+
+def lifecycle_extension() -> Any:
+    spec = importlib.util.spec_from_file_location("lifecycle", DOCS / "_ext" / "lifecycle.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("sphinx") is None, reason="sphinx is not installed (nox -s docs)"
+)
+def test_the_lifecycle_diagram_draws_every_transition_of_the_engine() -> None:
+    dot = lifecycle_extension().dot_source()
+    edges = set(re.findall(r"^  (\w+) -> (\w+) \[label=\" (\w+) \"", dot, re.MULTILINE))
+    drawn_from_any = {(after, step) for before, after, step in edges if before == "ANY"}
+    for (before, step), after in TRANSITIONS.items():
+        assert (before.name, after.name, step.value) in edges or (
+            (after.name, step.value) in drawn_from_any
+            # "any state" stands for every state only if the table says so
+            and all(TRANSITIONS.get((s, step)) is after for s in State)
+        ), f"{before.name} --{step.value}--> {after.name} is not drawn"
+    # and nothing is drawn that the table does not have
+    for before, after, step in edges:
+        if before != "ANY":
+            assert TRANSITIONS[State[before], Step(step)] is State[after]
+    assert {m for m in re.findall(r"^  (\w+) \[label=", dot, re.MULTILINE)} == {
+        *(s.name for s in State),
+        "ANY",
+    }

@@ -107,8 +107,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs and run their examples; any warning fails the build."""
-    session.install(".", *group("docs"))
+    """Build the HTML docs and run their examples; any warning fails the build.
+
+    Then check the built site in Debian's headless Chromium (tests/test_site.py):
+    no broken internal link or anchor, no table that needs sideways scrolling at
+    1280 px, and screenshots at 1280 and 390 px in docs/_build/screenshots.
+    Needs Debian's graphviz, chromium and chromium-driver (.ci/run installs them).
+    """
+    session.install(".", *group("docs-check"))
     out = ROOT / "docs" / "_build"
     shutil.rmtree(out, ignore_errors=True)
     for builder in ("html", "doctest"):
@@ -122,6 +128,15 @@ def docs(session: nox.Session) -> None:
             "docs",
             str(out / builder),
         )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_site.py",
+        env={"THREADKIT_SITE": str(out / "html")},
+    )
 
 
 @nox.session(python=PYTHONS[0])

@@ -50,6 +50,10 @@ def dot_source() -> str:
         if step is _FROM_ANY and forked_everywhere:
             continue
         style = 'style=dashed, color="#35608f", fontcolor="#35608f"' if step in _OWNER_STEPS else ""
+        if before is after and step in _OWNER_STEPS:
+            # A state's two self-loops would be drawn on top of each other:
+            # the owner's goes on the left side.
+            style += ", tailport=w, headport=w"
         attrs = ", ".join(a for a in (f"label={_quote(' ' + step.value + ' ')}", style) if a)
         lines.append(f"  {before.name} -> {after.name} [{attrs}];")
     if forked_everywhere:

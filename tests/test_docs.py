@@ -251,9 +251,6 @@ def lifecycle_extension() -> Any:
     return module
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sphinx") is None, reason="sphinx is not installed (nox -s docs)"
-)
 def test_the_lifecycle_diagram_draws_every_transition_of_the_engine() -> None:
     dot = lifecycle_extension().dot_source()
     edges = set(re.findall(r"^  (\w+) -> (\w+) \[label=\" (\w+) \"", dot, re.MULTILINE))

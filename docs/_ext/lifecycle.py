@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from docutils.statemachine import StringList
-from sphinx.ext.graphviz import Graphviz
-
 from threadkit._engine import TRANSITIONS, State, Step
 
 # Steps that only the owner thread takes, drawn apart from the callers' steps.
@@ -66,20 +63,24 @@ def dot_source() -> str:
     return "\n".join(lines) + "\n"
 
 
-class LifecycleDiagram(Graphviz):
-    """``.. lifecycle-diagram::`` with graphviz's options (``:caption:``, ``:alt:``)."""
-
-    has_content = False
-    required_arguments = 0
-    optional_arguments = 0
-
-    def run(self) -> list[Any]:
-        self.content = StringList(dot_source().splitlines(), source="threadkit._engine")
-        self.arguments = []
-        return super().run()
-
-
 def setup(app: Any) -> dict[str, Any]:
+    # Sphinx is imported here, not at the top, so that tests/test_docs.py can
+    # check dot_source() in every test run, where Sphinx is not installed.
+    from docutils.statemachine import StringList  # noqa: PLC0415 - see above
+    from sphinx.ext.graphviz import Graphviz  # noqa: PLC0415 - see above
+
+    class LifecycleDiagram(Graphviz):
+        """``.. lifecycle-diagram::`` with graphviz's options (``:caption:``, ``:alt:``)."""
+
+        has_content = False
+        required_arguments = 0
+        optional_arguments = 0
+
+        def run(self) -> list[Any]:
+            self.content = StringList(dot_source().splitlines(), source="threadkit._engine")
+            self.arguments = []
+            return super().run()
+
     app.setup_extension("sphinx.ext.graphviz")
     app.add_directive("lifecycle-diagram", LifecycleDiagram)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,17 @@ def test_the_lifecycle_diagram_draws_every_transition_of_the_engine() -> None:
         *(s.name for s in State),
         "ANY",
     }
+
+
+def test_read_the_docs_installs_the_docs_group_and_builds_docs_conf_py() -> None:
+    rtd = (ROOT / ".readthedocs.yaml").read_text(encoding="utf-8")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "docs" in pyproject["dependency-groups"]
+    assert re.search(r"^version: 2$", rtd, re.MULTILINE)
+    # pip reads dependency groups from 25.1 on; older ones reject --group.
+    assert re.search(
+        r'pip install --upgrade "pip>=25\.1"\n\s+- python -m pip install \. --group docs\n', rtd
+    )
+    assert re.search(r"^sphinx:\n  configuration: docs/conf\.py$", rtd, re.MULTILINE)
+    urls = pyproject["project"]["urls"]
+    assert set(urls) == {"Documentation", "Source", "Changelog"}

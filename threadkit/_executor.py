@@ -20,6 +20,7 @@ from threadkit._engine import (
     Face,
     check_callable,
     check_count,
+    check_function,
     check_name,
     check_put_timeout,
     default_name,
@@ -246,8 +247,7 @@ class SerialExecutor(Face, Executor):
             raise TypeError("buffersize must be an integer or None")
         if buffersize is not None and buffersize < 1:
             raise ValueError("buffersize must be None or > 0")
-        if not callable(fn):
-            raise TypeError(f"map() needs a callable, got {type(fn).__name__!r}")
+        check_function(fn, "map()")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float)
         ):

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 
 from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
+from threadkit._engine import check_function
 from threadkit._errors import Cancelled, DeadlockError, GroupClosed
 from threadkit._future import run_done_callbacks
 
@@ -625,8 +626,7 @@ def _start(
     name: str | None,
     daemon: bool | None,
 ) -> Task[T]:
-    if not callable(fn):
-        raise TypeError(f"spawn() needs a callable, got {type(fn).__name__!r}")
+    check_function(fn, "spawn()")
     if name is None:
         qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
         name = f"Task-{next(_task_numbers)} ({qualname})"

@@ -8,10 +8,9 @@ the subclass form, ``call`` / ``post`` and the asyncio methods.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from threadkit._engine import (
     NO_KWARGS,
@@ -20,10 +19,16 @@ from threadkit._engine import (
     Face,
     check_callable,
     check_count,
+    check_function,
     check_name,
     check_put_timeout,
     default_name,
 )
+
+if TYPE_CHECKING:
+    # Imported where used: `import threadkit` must not pay for asyncio (tens of
+    # milliseconds) in the programs that never use it.
+    import asyncio
 
 __all__ = ["ResourceWorker"]
 
@@ -338,8 +343,7 @@ class ResourceWorker(Face, Generic[R]):
         core = self._core
         if not core.accepting:
             raise core.refuse("post to")
-        if not callable(fn):
-            raise TypeError(f"post() needs a callable, got {type(fn).__name__!r}")
+        check_function(fn, "post()")
         # Core.put_accepted(), inlined: post() is the path where a call shows
         # ("post() fire-and-forget" in nox -s bench), and a post() has no
         # handle for cancel_futures to cancel by, so only the reclaim is left.
@@ -365,6 +369,9 @@ class ResourceWorker(Face, Generic[R]):
             RuntimeError: No event loop runs in this thread.
             TypeError, WorkerClosed, MailboxFull, DeadlockError: As :meth:`submit`.
         """
+        import asyncio  # noqa: PLC0415  # lazily: see the import at the top
+
+        check_function(fn, "asubmit()")
         loop = asyncio.get_running_loop()
         return asyncio.wrap_future(self._submit(fn, args, kwargs), loop=loop)
 
@@ -384,6 +391,9 @@ class ResourceWorker(Face, Generic[R]):
             BatchError: With group commit, the request's batch failed.
             BaseException: Whatever *fn* raised.
         """
+        import asyncio  # noqa: PLC0415  # lazily: see the import at the top
+
+        check_function(fn, "acall()")
         loop = asyncio.get_running_loop()
         future = self._submit(fn, args, kwargs)
         try:

@@ -27,8 +27,8 @@ def boom(message: str = "boom") -> None:
     raise ValueError(message)
 
 
-def wait_for_cancel(*, token: threadkit.CancelToken | None = None) -> None:
-    assert token is not None
+def wait_for_cancel() -> None:
+    token = threadkit.current_token()
     assert token.wait(WAIT), "never cancelled"
     token.raise_if_cancelled()
 
@@ -96,47 +96,32 @@ def test_the_default_name_says_which_function_runs() -> None:
     assert task.name.endswith(" (boom)")
 
 
-def test_a_function_declaring_token_receives_the_tasks_token() -> None:
-    def f(*, token: threadkit.CancelToken | None = None) -> threadkit.CancelToken | None:
+def test_a_parameter_named_token_is_never_filled_in_by_spawn() -> None:
+    # Usually an auth token: it keeps its default, and current_token() gives the task's.
+    def f(x: int, token: str = "secret") -> Any:
+        return x, token, threadkit.current_token()
+
+    task = threadkit.spawn(f, 5)
+    assert task.result(WAIT) == (5, "secret", task.token)
+
+
+def test_a_token_keyword_is_forwarded_to_the_function_like_any_other() -> None:
+    def f(*, token: str) -> str:
         return token
 
-    task = threadkit.spawn(f)
-    assert task.result(WAIT) is task.token
-
-
-def test_a_method_declaring_token_receives_it_too() -> None:
-    class Job:
-        def run(self, x: int, token: threadkit.CancelToken | None = None) -> Any:
-            return x, token
-
-    task = threadkit.spawn(Job().run, 5)
-    assert task.result(WAIT) == (5, task.token)
-
-
-def test_a_function_without_a_token_parameter_gets_no_token_but_current_token_works() -> None:
-    def f(**kwargs: Any) -> Any:
-        return kwargs, threadkit.current_token()
-
-    task = threadkit.spawn(f)
-    assert task.result(WAIT) == ({}, task.token)
-
-
-def test_a_token_passed_explicitly_is_forwarded_unchanged() -> None:
-    mine = threadkit.CancelToken()
-
-    def f(*, token: threadkit.CancelToken | None = None) -> Any:
-        return token
-
-    assert threadkit.spawn(f, token=mine).result(WAIT) is mine
+    assert threadkit.spawn(f, token="abc").result(WAIT) == "abc"
+    with threadkit.TaskGroup() as group:
+        task = group.spawn(f, token="def")
+    assert task.result(0) == "def"
 
 
 def test_cancel_stops_a_task_that_checks_its_token() -> None:
     running = threading.Event()
 
-    def f(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def f() -> None:
+        token = threadkit.current_token()
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     task = threadkit.spawn(f)
     assert running.wait(WAIT)
@@ -180,9 +165,9 @@ def test_tasks_work_with_concurrent_futures_wait_and_as_completed() -> None:
     failed = threadkit.spawn(boom)
     running = threading.Event()
 
-    def cancellable(*, token: threadkit.CancelToken | None = None) -> None:
+    def cancellable() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     cancelled = threadkit.spawn(cancellable)
     assert running.wait(WAIT)
@@ -260,7 +245,7 @@ def test_repr_shows_the_state() -> None:
     release = threading.Event()
     running = threading.Event()
 
-    def f(*, token: threadkit.CancelToken | None = None) -> None:
+    def f() -> None:
         running.set()
         release.wait(WAIT)
 
@@ -409,9 +394,9 @@ def test_a_group_waits_for_every_task_and_joins_its_thread() -> None:
 def test_a_failed_task_cancels_its_siblings_and_the_failures_are_raised_together() -> None:
     started = threading.Barrier(4, timeout=WAIT)
 
-    def sibling(*, token: threadkit.CancelToken | None = None) -> None:
+    def sibling() -> None:
         started.wait()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     def failing(message: str) -> None:
         started.wait()
@@ -459,9 +444,9 @@ def test_except_star_picks_failures_out_of_a_group() -> None:
 def test_an_exception_in_the_block_cancels_the_tasks_and_is_raised_first() -> None:
     running = threading.Event()
 
-    def sibling(*, token: threadkit.CancelToken | None = None) -> None:
+    def sibling() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     with (  # noqa: PT012
         pytest.raises(ExceptionGroup) as info,
@@ -480,8 +465,8 @@ def test_a_keyboard_interrupt_in_the_block_is_reraised_after_the_tasks_ended(
 ) -> None:
     running = threading.Event()
 
-    def sibling(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def sibling() -> None:
+        token = threadkit.current_token()
         running.set()
         assert token.wait(WAIT)
         raise ValueError("failed while cancelled")
@@ -538,9 +523,9 @@ def test_inside_the_block_current_token_is_the_groups_and_is_restored_after() ->
 def test_the_timeout_cancels_the_tasks_and_raises_timeout_error() -> None:
     running = threading.Event()
 
-    def slow(*, token: threadkit.CancelToken | None = None) -> None:
+    def slow() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     with (
         pytest.raises(TimeoutError, match=r"^task group 't' timed out after 0.05 s$"),
@@ -553,11 +538,11 @@ def test_the_timeout_cancels_the_tasks_and_raises_timeout_error() -> None:
 
 
 def test_a_timeout_with_failures_is_raised_in_the_group_with_them() -> None:
-    def fail_when_cancelled(*, token: threadkit.CancelToken | None = None) -> None:
-        wait_for_cancel(token=token)  # raises Cancelled
+    def fail_when_cancelled() -> None:
+        wait_for_cancel()  # raises Cancelled
 
-    def fail_late(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def fail_late() -> None:
+        token = threadkit.current_token()
         assert token.wait(WAIT)
         raise ValueError("late")
 
@@ -695,7 +680,8 @@ import sys, threading, threadkit
 started = threading.Barrier(3, timeout=10)
 tasks = []
 
-def worker(*, token=None):
+def worker():
+    token = threadkit.current_token()
     started.wait()
     token.wait(10)
     token.raise_if_cancelled()
@@ -737,16 +723,16 @@ def test_ctrl_c_while_a_group_waits_cancels_its_tasks_waits_and_reraises() -> No
 # -- the tutorial's AsyncZip -------------------------------------------------------
 
 
-def zip_one(src: Path, dst: Path, *, token: threadkit.CancelToken | None = None) -> Path:
+def zip_one(src: Path, dst: Path) -> Path:
     """AsyncZip.run, as a function: zip one file, stopping early if cancelled."""
+    token = threadkit.current_token()
     with (
         zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zf,
         src.open("rb") as fin,
         zf.open(src.name, "w") as fout,
     ):
         while chunk := fin.read(64 * 1024):
-            if token is not None:
-                token.raise_if_cancelled()
+            token.raise_if_cancelled()
             fout.write(chunk)
     return dst
 
@@ -1044,8 +1030,8 @@ def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_
 
     started = threading.Event()
 
-    def stubborn(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def stubborn() -> None:
+        token = threadkit.current_token()
         started.set()
         assert token.wait(WAIT)
         parked.set()

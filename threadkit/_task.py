@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import inspect
 import itertools
 import logging
 import threading
@@ -67,37 +66,6 @@ _CANCELLED_STATES = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _RETURNED = 0
 _FAILED = 1
 _CANCELLED = 2
-
-
-# -- the token parameter ---------------------------------------------------------
-
-# Keyed by the function (a bound method's __func__, so that the cache does not
-# keep instances alive); weak, so that it does not keep functions alive either.
-_takes_token: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
-def _accepts_token(fn: Callable[..., object]) -> bool:
-    """Whether *fn* declares a parameter ``token`` that can be passed by keyword."""
-    key: Any = getattr(fn, "__func__", fn)
-    try:
-        return _takes_token[key]
-    except KeyError:
-        pass
-    except TypeError:  # not weak-referenceable, or unhashable: not cached
-        key = None
-    try:
-        parameter = inspect.signature(fn).parameters.get("token")
-    except (TypeError, ValueError):  # no signature (some builtins)
-        accepts = False
-    else:
-        accepts = parameter is not None and parameter.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.KEYWORD_ONLY,
-        )
-    if key is not None:
-        with contextlib.suppress(TypeError):
-            _takes_token[key] = accepts
-    return accepts
 
 
 # -- unobserved failures ----------------------------------------------------------
@@ -635,8 +603,6 @@ def _start(
     if daemon is not None and not isinstance(daemon, bool):
         raise TypeError(f"daemon must be a bool or None, got {type(daemon).__name__!r}")
     token = CancelToken() if group is None else CancelToken(parent=group._token)
-    if "token" not in kwargs and _accepts_token(fn):
-        kwargs["token"] = token
     task: Task[T] = Task(name, token, group)
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
@@ -679,11 +645,9 @@ def spawn(
     nothing waits for it but you.  Use a :class:`TaskGroup` for tasks that
     must end before your code goes on.
 
-    If *fn* declares a parameter named ``token`` (that can be passed by
-    keyword), it receives the task's :class:`CancelToken` as ``token=...``,
-    unless you pass ``token`` yourself.  Give it a default (``token:
-    CancelToken | None = None``) so that type checkers accept the call.
-    Otherwise :func:`current_token` returns it inside the task.
+    Inside the task, :func:`current_token` returns the task's token; a
+    parameter of *fn* named ``token`` is passed only what you pass, like any
+    other.
 
     Args:
         fn: The function.  Everything after it, keywords included, is passed

@@ -530,19 +530,11 @@ CASES: list[Case] = [
         _task_still_works,
     ),
     Case(
-        "spawn(name=...)",
+        "Task.name = ...",
         "name=3",
         TypeError,
-        "name must be a str or None, got 'int'",
-        lambda w: threadkit.spawn(int, name=3),  # type: ignore[arg-type]
-        _task_still_works,
-    ),
-    Case(
-        "spawn(daemon=...)",
-        "daemon='yes'",
-        TypeError,
-        "daemon must be a bool or None, got 'str'",
-        lambda w: threadkit.spawn(int, daemon="yes"),  # type: ignore[arg-type]
+        "name must be a str, got 'int'",
+        lambda w: setattr(w.task, "name", 3),
         _task_still_works,
     ),
     *[
@@ -574,11 +566,27 @@ CASES: list[Case] = [
         _task_still_works,
     ),
     Case(
-        "TaskGroup(name)",
+        "TaskGroup(name=...)",
         "name=3",
         TypeError,
         "name must be a str or None, got 'int'",
-        lambda w: threadkit.TaskGroup(3),  # type: ignore[arg-type]
+        lambda w: threadkit.TaskGroup(name=3),  # type: ignore[arg-type]
+        _group_still_works,
+    ),
+    Case(
+        "TaskGroup(name)",
+        "a positional name",
+        TypeError,
+        "TaskGroup.__init__() takes 1 positional argument but 2 were given",
+        lambda w: threadkit.TaskGroup("g"),  # type: ignore[misc]
+        _group_still_works,
+    ),
+    Case(
+        "TaskGroup(daemon=...)",
+        "daemon='yes'",
+        TypeError,
+        "daemon must be a bool or None, got 'str'",
+        lambda w: threadkit.TaskGroup(daemon="yes"),  # type: ignore[arg-type]
         _group_still_works,
     ),
     Case(
@@ -795,7 +803,6 @@ NAMED: dict[str, Callable[[object], object]] = {
     "ResourceWorker": lambda v: _worker(name=v),
     "SerialExecutor": lambda v: _executor(name=v),
     "TaskGroup": lambda v: threadkit.TaskGroup(name=v),  # type: ignore[arg-type]
-    "spawn": lambda v: threadkit.spawn(int, name=v),  # type: ignore[arg-type]
 }
 
 

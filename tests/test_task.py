@@ -82,11 +82,50 @@ def test_a_system_exit_in_a_task_is_delivered_not_swallowed() -> None:
     assert isinstance(task.exception(WAIT), SystemExit)
 
 
-def test_the_task_and_its_thread_carry_the_name() -> None:
-    task = threadkit.spawn(lambda: None, name="zipper")
+def test_the_task_and_its_thread_carry_the_name_and_renaming_renames_both() -> None:
+    release = threading.Event()
+    task = threadkit.spawn(release.wait, WAIT)
+    task.name = "zipper"
+    assert (task.name, task.thread.name, repr(task)) == (
+        "zipper",
+        "zipper",
+        "<Task 'zipper' running>",
+    )
+    release.set()
     task.result(WAIT)
-    assert task.name == "zipper"
-    assert task.thread.name == "zipper"
+    task.name = "zipped"
+    assert (task.name, task.thread.name) == ("zipped", "zipped")
+
+
+def test_name_and_daemon_are_passed_to_the_function_like_any_keyword() -> None:
+    def f(*, name: str, daemon: bool) -> tuple[str, bool]:
+        return name, daemon
+
+    assert threadkit.spawn(f, name="n", daemon=True).result(WAIT) == ("n", True)
+    with threadkit.TaskGroup() as group:
+        task = group.spawn(f, name="m", daemon=False)
+    assert task.result(0) == ("m", False)
+    assert not task.name.startswith(("n", "m"))
+
+
+def test_a_task_renamed_is_named_so_in_deadlock_reports() -> None:
+    ready = threading.Event()
+    errors: list[str] = []
+
+    def f() -> None:
+        ready.wait(WAIT)
+        try:
+            holder[0].result()
+        except threadkit.DeadlockError as exc:
+            errors.append(str(exc))
+
+    holder = [threadkit.spawn(f)]
+    holder[0].name = "renamed"
+    ready.set()
+    holder[0].result(WAIT)
+    assert errors == [
+        "result() of task 'renamed' was called from the task itself; it would wait forever"
+    ]
 
 
 def test_the_default_name_says_which_function_runs() -> None:
@@ -119,7 +158,6 @@ def test_cancel_stops_a_task_that_checks_its_token() -> None:
     running = threading.Event()
 
     def f() -> None:
-        token = threadkit.current_token()
         running.set()
         wait_for_cancel()
 
@@ -224,7 +262,8 @@ def test_waiting_for_a_task_from_inside_it_raises_deadlock_error() -> None:
             except threadkit.DeadlockError as exc:
                 errors.append(str(exc))
 
-    task = threadkit.spawn(f, name="self")
+    task = threadkit.spawn(f)
+    task.name = "self"
     holder.append(task)
     ready.set()
     task.result(WAIT)
@@ -234,10 +273,20 @@ def test_waiting_for_a_task_from_inside_it_raises_deadlock_error() -> None:
     ]
 
 
-def test_daemon_is_inherited_or_set() -> None:
-    assert threadkit.spawn(lambda: None, daemon=True).thread.daemon is True
+def test_daemon_is_inherited_from_the_spawning_thread_or_set_by_the_group() -> None:
     task = threadkit.spawn(lambda: None)
     assert task.thread.daemon is threading.current_thread().daemon
+    inner: list[threadkit.Task[None]] = []
+    outer = threading.Thread(
+        target=lambda: inner.append(threadkit.spawn(lambda: None)), daemon=True
+    )
+    outer.start()
+    outer.join(WAIT)
+    assert inner[0].thread.daemon is True
+    for daemon in (True, False):
+        with threadkit.TaskGroup(daemon=daemon) as group:
+            task = group.spawn(lambda: None)
+        assert task.thread.daemon is daemon
     task.join(WAIT)
 
 
@@ -249,7 +298,8 @@ def test_repr_shows_the_state() -> None:
         running.set()
         release.wait(WAIT)
 
-    task = threadkit.spawn(f, name="r")
+    task = threadkit.spawn(f)
+    task.name = "r"
     assert running.wait(WAIT)
     assert repr(task) == "<Task 'r' running>"
     task.cancel()
@@ -257,8 +307,9 @@ def test_repr_shows_the_state() -> None:
     release.set()
     task.result(WAIT)
     assert repr(task) == "<Task 'r' finished>"
-    failed = threadkit.spawn(boom, name="f")
+    failed = threadkit.spawn(boom)
     failed.exception(WAIT)
+    failed.name = "f"
     assert repr(failed) == "<Task 'f' failed (ValueError)>"
 
 
@@ -268,7 +319,15 @@ def test_repr_shows_the_state() -> None:
 def test_an_unretrieved_failure_is_logged_once_when_the_task_is_collected(
     errors_logged: list[logging.LogRecord],
 ) -> None:
-    task = threadkit.spawn(boom, "unseen", name="lonely")
+    release = threading.Event()
+
+    def fail() -> None:
+        release.wait(WAIT)
+        boom("unseen")
+
+    task = threadkit.spawn(fail)
+    task.name = "lonely"
+    release.set()
     assert task.join(WAIT)
     assert errors_logged == []
     del task
@@ -299,7 +358,8 @@ def test_a_failure_still_referenced_at_exit_is_logged_exactly_once() -> None:
         "import threadkit\n"
         "def boom():\n"
         "    raise ValueError('at exit')\n"
-        "t = threadkit.spawn(boom, name='kept')\n"
+        "t = threadkit.spawn(boom)\n"
+        "t.name = 'kept'\n"
         "t.join()\n"
     )
     proc = subprocess.run(
@@ -318,14 +378,16 @@ def test_spawn_rejects_a_non_callable() -> None:
         threadkit.spawn(3)  # type: ignore[arg-type]
 
 
-def test_spawn_rejects_a_name_that_is_not_a_string() -> None:
-    with pytest.raises(TypeError, match=r"^name must be a str or None, got 'int'$"):
-        threadkit.spawn(print, name=3)  # type: ignore[arg-type]
+def test_a_task_name_that_is_not_a_string_is_refused() -> None:
+    task = threadkit.spawn(int)
+    with pytest.raises(TypeError, match=r"^name must be a str, got 'int'$"):
+        task.name = 3  # type: ignore[assignment]
+    task.result(WAIT)
 
 
-def test_spawn_rejects_a_daemon_flag_that_is_not_a_bool() -> None:
+def test_task_group_rejects_a_daemon_flag_that_is_not_a_bool() -> None:
     with pytest.raises(TypeError, match=r"^daemon must be a bool or None, got 'str'$"):
-        threadkit.spawn(print, daemon="yes")  # type: ignore[arg-type]
+        threadkit.TaskGroup(daemon="yes")  # type: ignore[arg-type]
 
 
 def test_result_and_join_reject_a_negative_timeout() -> None:
@@ -345,7 +407,11 @@ def test_task_group_rejects_bad_arguments() -> None:
     with pytest.raises(TypeError, match=r"^timeout must be a number or None, got 'str'$"):
         threadkit.TaskGroup(timeout="5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^name must be a str or None, got 'int'$"):
-        threadkit.TaskGroup(1)  # type: ignore[arg-type]
+        threadkit.TaskGroup(name=1)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^TaskGroup.__init__\(\) takes 1 positional argument but 2 were given$"
+    ):
+        threadkit.TaskGroup("g")  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -407,8 +473,8 @@ def test_a_failed_task_cancels_its_siblings_and_the_failures_are_raised_together
         threadkit.TaskGroup(name="g") as group,
     ):
         quiet = group.spawn(sibling)
-        group.spawn(failing, "first", name="f1")
-        group.spawn(failing, "second", name="f2")
+        group.spawn(failing, "first").name = "f1"
+        group.spawn(failing, "second").name = "f2"
         started.wait()
     eg = info.value
     assert str(eg) == "unhandled errors in task group 'g' (2 sub-exceptions)"
@@ -951,7 +1017,8 @@ def test_a_done_callback_raising_a_base_exception_does_not_hang_the_group_and_is
 
     def block() -> None:
         with threadkit.TaskGroup(name="g") as group:
-            task = group.spawn(release.wait, WAIT, name="t")
+            task = group.spawn(release.wait, WAIT)
+            task.name = "t"
             task.add_done_callback(callback)
             task.add_done_callback(lambda _t: after.append("later callback"))
             release.set()
@@ -978,7 +1045,8 @@ def test_an_exception_in_a_done_callback_is_logged_and_the_next_callback_runs(
         raise ValueError("bad callback")
 
     release = threading.Event()
-    task = threadkit.spawn(release.wait, WAIT, name="t")
+    task = threadkit.spawn(release.wait, WAIT)
+    task.name = "t"
     task.add_done_callback(callback)
     task.add_done_callback(lambda _t: after.append("later callback"))
     release.set()
@@ -1000,7 +1068,9 @@ def test_a_group_token_callback_raising_in_a_failing_task_does_not_hang_the_grou
     def block() -> None:
         with threadkit.TaskGroup(name="g") as group:
             group.token.on_cancel(callback)
-            group.spawn(boom, "task failed", name="t")
+            release = threading.Event()
+            group.spawn(lambda: (release.wait(WAIT), boom("task failed"))).name = "t"
+            release.set()
 
     thread, outcome = _run_block_in_a_thread(block)
     thread.join(WAIT)
@@ -1041,7 +1111,8 @@ def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_
         try:
             with threadkit.TaskGroup(name="g") as group:
                 group.token.on_cancel(callback)
-                task = group.spawn(stubborn, name="t")
+                task = group.spawn(stubborn)
+                task.name = "t"
                 # Started first: a task whose group is cancelled before it
                 # starts never runs (documented), and this one must be running.
                 assert started.wait(WAIT)
@@ -1118,7 +1189,7 @@ def test_a_ctrl_c_mangled_by_thread_start_surfaces_as_the_interrupt_and_the_task
         with group:
             monkeypatch.setattr(threading.Thread, "start", mangled_start)
             try:
-                group.spawn(wait_for_cancel, name="t")
+                group.spawn(wait_for_cancel)
             finally:
                 monkeypatch.undo()
 

@@ -44,7 +44,7 @@ from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
@@ -57,6 +57,7 @@ __all__ = ["Task", "TaskGroup", "spawn"]
 logger = logging.getLogger("threadkit")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _task_numbers = itertools.count(1)
 _group_numbers = itertools.count(1)
@@ -181,8 +182,26 @@ class Task(Future[T]):
 
     @property
     def name(self) -> str:
-        """The task's name (also its thread's name)."""
+        """The task's name, also its thread's name; writable, as :attr:`threading.Thread.name` is.
+
+        Default ``"Task-N (fn's qualified name)"``.  Setting it renames the
+        thread too; messages and reports written after that use the new name.
+        It is set after :func:`spawn` returns (:func:`spawn` passes every
+        keyword to the function, ``name=`` included), so the task may already
+        be running under its default name.
+
+        Raises:
+            TypeError: Set to something that is not a string.
+        """
         return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__!r}")
+        # Both are plain attribute stores (atomic); a reader sees the old or the new name.
+        self._name = name
+        self.thread.name = name
 
     @property
     def thread(self) -> threading.Thread:
@@ -522,7 +541,7 @@ def _run(
     task._started = True
     token = task._token
     group = task._group
-    _waits.register_owner(f"task {task._name!r}")
+    _waits.register_owner(_TaskLabel(task))
     try:
         with _bind_token(token):
             kind, value = _call(token, fn, args, kwargs)
@@ -567,6 +586,18 @@ def _run(
         del source, error
 
 
+class _TaskLabel:
+    """A task's name in cycle reports, read when a report is made (the task may be renamed)."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task[Any]) -> None:
+        self._task = task
+
+    def __str__(self) -> str:
+        return f"task {self._task._name!r}"
+
+
 def _settle(task: Task[Any], kind: int, value: Any) -> None:
     """Give the task's future its outcome; its done-callbacks run here, in this thread."""
     if kind == _RETURNED:
@@ -590,18 +621,12 @@ def _start(
     fn: Callable[..., T],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    name: str | None,
-    daemon: bool | None,
 ) -> Task[T]:
     check_function(fn, "spawn()")
-    if name is None:
-        qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
-        name = f"Task-{next(_task_numbers)} ({qualname})"
-    elif not isinstance(name, str):
-        raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
-    if daemon is not None and not isinstance(daemon, bool):
-        raise TypeError(f"daemon must be a bool or None, got {type(daemon).__name__!r}")
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
+    name = f"Task-{next(_task_numbers)} ({qualname})"
+    # None inherits from the spawning thread, as threading.Thread does.
+    daemon = None if group is None else group._daemon
     token = CancelToken() if group is None else CancelToken(parent=group._token)
     task: Task[T] = Task(name, token, group)
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
@@ -630,14 +655,7 @@ def _start(
     return task
 
 
-def spawn(
-    fn: Callable[..., T],
-    /,
-    *args: Any,
-    name: str | None = None,
-    daemon: bool | None = None,
-    **kwargs: Any,
-) -> Task[T]:
+def spawn(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
     """Run ``fn(*args, **kwargs)`` in a new thread and return its :class:`Task` at once.
 
     The task is on its own: its token is a new root :class:`CancelToken`
@@ -649,28 +667,31 @@ def spawn(
     parameter of *fn* named ``token`` is passed only what you pass, like any
     other.
 
+    Everything after *fn*, keywords included, is passed to it: ``spawn``
+    takes no options of its own (see :ref:`the function rule
+    <the-function-rule>`).  The task's name is ``"Task-N (fn's qualified
+    name)"``; assign :attr:`Task.name` to rename it.  Its thread is a daemon
+    thread if the spawning thread is one, as :class:`threading.Thread`
+    decides; a non-daemon task keeps the interpreter alive until it ends.
+    Tasks of a :class:`TaskGroup` take the group's *daemon* instead.
+
     Args:
-        fn: The function.  Everything after it, keywords included, is passed
-            to it, except *name* and *daemon*.
-        name: The task's name, also its thread's.  Default ``"Task-N (fn's
-            qualified name)"``.
-        daemon: Whether the thread is a daemon thread; ``None`` (the
-            default) inherits it from the calling thread, as
-            :class:`threading.Thread` does.  A non-daemon task keeps the
-            interpreter alive until it ends.
+        fn: The function.
+        *args: Passed to *fn*.
+        **kwargs: Passed to *fn*.
 
     Returns:
         The :class:`Task`.
 
     Raises:
-        TypeError: *fn* is not callable, *name* is not a string, or *daemon*
-            not a bool.
+        TypeError: *fn* is not callable, or is a coroutine function (or a
+            coroutine), which no thread can run.
         RuntimeError: The thread could not be started (for instance at
             interpreter shutdown).
 
     .. versionadded:: 0.1
     """
-    return _start(None, fn, args, kwargs, name=name, daemon=daemon)
+    return _start(None, fn, args, kwargs)
 
 
 # -- TaskGroup ----------------------------------------------------------------
@@ -758,9 +779,15 @@ class TaskGroup:
         timeout: Seconds from entering the block after which the group is
             cancelled and :class:`TimeoutError` raised; ``None`` (the
             default) for no limit.
+        daemon: Whether the tasks' threads are daemon threads; ``None`` (the
+            default) inherits it from the thread that spawns each task, as
+            :class:`threading.Thread` does.  Daemon tasks matter only to a
+            group abandoned by a second Ctrl-C: they do not hold up
+            interpreter exit.
 
     Raises:
-        TypeError: *name* is not a string, or *timeout* is not a number.
+        TypeError: *name* is not a string, *timeout* is not a number, or
+            *daemon* is not a bool.
         ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
 
     Thread safety: :meth:`spawn`, :meth:`cancel` and the properties may be
@@ -770,12 +797,17 @@ class TaskGroup:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str | None = None, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, *, name: str | None = None, timeout: float | None = None, daemon: bool | None = None
+    ) -> None:
         if name is None:
             name = f"TaskGroup-{next(_group_numbers)}"
         elif not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
         _check_timeout(timeout)
+        if daemon is not None and not isinstance(daemon, bool):
+            raise TypeError(f"daemon must be a bool or None, got {type(daemon).__name__!r}")
+        self._daemon = daemon
         self._name = name
         self._timeout = timeout
         self._parent = current_token()
@@ -812,16 +844,12 @@ class TaskGroup:
         """
         return self._token.cancel(reason)
 
-    def spawn(
-        self,
-        fn: Callable[..., T],
-        /,
-        *args: Any,
-        name: str | None = None,
-        daemon: bool | None = None,
-        **kwargs: Any,
-    ) -> Task[T]:
+    def spawn(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
         """Start ``fn(*args, **kwargs)`` as a task of this group; see :func:`spawn`.
+
+        Everything after *fn*, keywords included, is passed to it (see
+        :ref:`the function rule <the-function-rule>`); the task's thread is
+        a daemon thread if the group's *daemon* says so.
 
         The task's token is a child of the group's token.  If the group is
         already cancelled the task is cancelled at once, and *fn* never runs.
@@ -832,7 +860,7 @@ class TaskGroup:
             TypeError: As for :func:`spawn`.
             RuntimeError: As for :func:`spawn`.
         """
-        return _start(self, fn, args, kwargs, name=name, daemon=daemon)
+        return _start(self, fn, args, kwargs)
 
     # -- bookkeeping, called by the tasks --
 

@@ -190,6 +190,13 @@ def _group_spawn_bad(w: World) -> object:
     raise error
 
 
+class OldStyle(threadkit.ResourceWorker[list[int]]):
+    """A subclass written for the hooks' old names, which would be ignored."""
+
+    def close(self, resource: list[int]) -> None:
+        resource.clear()
+
+
 async def fetch(resource: object = None) -> None:
     """What a newcomer passes by mistake: a coroutine function."""
 
@@ -211,8 +218,17 @@ CASES: list[Case] = [
         "ResourceWorker()",
         "no factory",
         TypeError,
-        "ResourceWorker() needs a factory callable (or a subclass overriding open())",
+        "ResourceWorker() needs a factory callable (or a subclass overriding on_open())",
         lambda w: threadkit.ResourceWorker(),
+        _valid_worker,
+    ),
+    Case(
+        "ResourceWorker subclass",
+        "defines close()",
+        TypeError,
+        "OldStyle defines close(), which is not a hook: override on_close() (the hooks are "
+        "on_open, on_close, on_begin_batch and on_end_batch)",
+        lambda w: OldStyle(list),
         _valid_worker,
     ),
     Case(

@@ -23,7 +23,7 @@ def factory() -> None:
         (
             {},
             TypeError,
-            "ResourceWorker() needs a factory callable (or a subclass overriding open())",
+            "ResourceWorker() needs a factory callable (or a subclass overriding on_open())",
         ),
         ({"factory": factory, "close": 3}, TypeError, "close must be callable, got 'int'"),
         ({"factory": factory, "name": 3}, TypeError, "name must be a str or None, got 'int'"),

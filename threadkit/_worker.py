@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ResourceWorker"]
 
+# What the hooks were called before they were named on_*.
+_OLD_HOOK_NAMES = ("open", "close", "begin_batch", "end_batch")
+
 R = TypeVar("R")
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -49,10 +52,13 @@ class ResourceWorker(Face, Generic[R]):
 
     Args:
         factory: Called with no arguments in the owner thread by :meth:`start`;
-            returns the resource.  May be omitted by a subclass that overrides
-            :meth:`open`.
+            returns the resource.  Pass the function that makes the resource
+            (``lambda: sqlite3.connect(path)``), not the resource: made in
+            the calling thread, it would belong to the wrong thread.  May be
+            omitted by a subclass that overrides :meth:`on_open`.
         close: Called as ``close(resource)`` in the owner thread after the last
-            request, exactly once.  A subclass may override :meth:`close` instead.
+            request, exactly once.  A subclass may override :meth:`on_close`
+            instead.
         name: The worker's name, also the owner thread's name.  Default
             ``"ResourceWorker-N"``.
         maxsize: Bound of the mailbox.  ``0`` (the default) is unbounded; with
@@ -78,10 +84,10 @@ class ResourceWorker(Face, Generic[R]):
             own batch.  A batch never waits for requests that are not queued
             yet: an idle worker runs (and commits) what it has at once.
         begin_batch: Called as ``begin_batch(resource)`` in the owner thread
-            before the first request of each batch; see :meth:`begin_batch`.
+            before the first request of each batch; see :meth:`on_begin_batch`.
         end_batch: Called as ``end_batch(resource)`` after the last request of
             each batch, before any of their futures resolve; see
-            :meth:`end_batch`.
+            :meth:`on_end_batch`.
 
     Raises:
         TypeError: *factory*, *close*, *error_hook*, *begin_batch* or
@@ -121,8 +127,9 @@ class ResourceWorker(Face, Generic[R]):
        as :class:`~concurrent.futures.ThreadPoolExecutor` does: its queued
        requests run, then *close*.  A worker that is garbage-collected without
        :meth:`shutdown` is shut down the same way and a :class:`ResourceWarning`
-       is emitted.  (A subclass that overrides :meth:`open` or :meth:`close` is
-       referenced by its own thread, so it lives until shutdown or exit.)
+       is emitted.  (A subclass that overrides :meth:`on_open` or
+       :meth:`on_close` is referenced by its own thread, so it lives until
+       shutdown or exit.)
     7. *Backpressure.*  See *maxsize* and *put_timeout*.
     8. *fork().*  In a child process made by :func:`os.fork`, an inherited
        worker has no owner thread: its requests raise :class:`WorkerClosed`
@@ -178,6 +185,15 @@ class ResourceWorker(Face, Generic[R]):
             if value is not None:
                 check_callable(value, what)
 
+        # A subclass written for the hooks' old names would have them ignored.
+        for old in _OLD_HOOK_NAMES:
+            if getattr(type(self), old, None) is not None:
+                raise TypeError(
+                    f"{type(self).__qualname__} defines {old}(), which is not a hook: "
+                    f"override on_{old}() (the hooks are on_open, on_close, on_begin_batch "
+                    "and on_end_batch)"
+                )
+
         # The subclass form: an overridden hook is used as a bound method (so
         # the owner thread then holds the face, see guarantee 6); otherwise the
         # plain callable is used and the thread holds no reference to us.
@@ -185,10 +201,10 @@ class ResourceWorker(Face, Generic[R]):
             overridden = getattr(type(self), method) is not getattr(ResourceWorker, method)
             return getattr(self, method) if overridden else given
 
-        open_ = hook("open", factory)
+        open_ = hook("on_open", factory)
         if open_ is None:
             raise TypeError(
-                "ResourceWorker() needs a factory callable (or a subclass overriding open())"
+                "ResourceWorker() needs a factory callable (or a subclass overriding on_open())"
             )
         check_callable(open_, "factory")
         self._factory = factory
@@ -196,56 +212,66 @@ class ResourceWorker(Face, Generic[R]):
         self._core: Core[R] = Core(
             name,
             open_,
-            close=hook("close", close),
+            close=hook("on_close", close),
             error_hook=error_hook,
             maxsize=maxsize,
-            begin_batch=hook("begin_batch", begin_batch),
-            end_batch=hook("end_batch", end_batch),
+            begin_batch=hook("on_begin_batch", begin_batch),
+            end_batch=hook("on_end_batch", end_batch),
             max_batch=max_batch,
         )
         self._bind_mailbox(put_timeout)
 
     # -- hooks for the subclass form -------------------------------------------
 
-    def open(self) -> R:
-        """Create the resource.  Runs in the owner thread, once, during :meth:`start`.
+    # Hooks are named on_*, so that none can be taken for a lifecycle method:
+    # start() and shutdown() are what callers call; the worker calls these.
 
-        The default calls the *factory*.  A subclass may override it instead of
-        passing a factory, as one overrides :meth:`threading.Thread.run`.  If it
-        raises, the worker never accepts a request and :meth:`start` re-raises
-        the exception.
+    def on_open(self) -> R:
+        """Hook: create the resource.  Called by the worker, never by you.
+
+        *When:* once, during :meth:`start`, before any request runs.  *Thread:*
+        the owner thread.  The default calls the *factory*; a subclass may
+        override it instead of passing a factory, as one overrides
+        :meth:`threading.Thread.run`.  *If it raises:* the worker never
+        accepts a request, no close hook runs (there is no resource), and
+        :meth:`start` re-raises the exception.
         """
         assert self._factory is not None
         return self._factory()
 
-    def close(self, resource: R) -> None:
-        """Release the resource.  Runs in the owner thread, once, after the last request.
+    def on_close(self, resource: R) -> None:
+        """Hook: release the resource.  Called by the worker, never by you.
 
-        The default calls the *close* callable, if one was given.  A subclass
-        may override it.  If it raises, the exception goes to the callers of
-        ``shutdown(wait=True)``, or to the error hook if none waits; the owner
-        thread exits either way.
+        *When:* once, after the last request, during :meth:`shutdown` (or at
+        interpreter exit).  *Thread:* the owner thread.  The default calls the
+        *close* callable, if one was given; a subclass may override it.  *If it
+        raises:* the exception goes to the callers of ``shutdown(wait=True)``,
+        or to the error hook if none waits; the owner thread exits either way.
         """
         if self._close is not None:
             self._close(resource)
 
-    def begin_batch(self, resource: R) -> None:
-        """Begin a batch (for SQLite: ``BEGIN``).  Runs in the owner thread.
+    def on_begin_batch(self, resource: R) -> None:
+        """Hook: begin a batch (for SQLite: ``BEGIN``).  Called by the worker, never by you.
 
-        Called before the first request of each batch when group commit is on
-        (a *begin_batch* or *end_batch* was given, or a subclass overrides one
-        of these methods).  If it raises, no request of the batch runs: each
-        fails with :class:`BatchError` chained to the exception.
+        *When:* before the first request of each batch, when group commit is
+        on (a *begin_batch* or *end_batch* was given, or a subclass overrides
+        one of these hooks).  *Thread:* the owner thread.  The default does
+        nothing, or calls *begin_batch*.  *If it raises:* no request of the
+        batch runs: each fails with :class:`BatchError` chained to the
+        exception, and the worker goes on with the next batch.
         """
 
-    def end_batch(self, resource: R) -> None:
-        """End a batch (for SQLite: ``COMMIT``).  Runs in the owner thread.
+    def on_end_batch(self, resource: R) -> None:
+        """Hook: end a batch (for SQLite: ``COMMIT``).  Called by the worker, never by you.
 
-        Called after the last request of each batch; only when it has returned
-        are the batch's futures resolved, so "done" means "committed".  If it
-        raises, every request of the batch that succeeded fails with
-        :class:`BatchError` chained to the exception (requests that raised keep
-        their own exception), and the worker goes on with the next batch.
+        *When:* after the last request of each batch; only when it has
+        returned are the batch's futures resolved, so "done" means
+        "committed".  *Thread:* the owner thread.  The default does nothing,
+        or calls *end_batch*.  *If it raises:* every request of the batch that
+        succeeded fails with :class:`BatchError` chained to the exception
+        (requests that raised keep their own exception), and the worker goes
+        on with the next batch.
         """
 
     # -- lifecycle ---------------------------------------------------------------

@@ -190,6 +190,13 @@ def _group_spawn_bad(w: World) -> object:
     raise error
 
 
+class Client:
+    """A resource that happens to be callable (as a ``sqlite3.Connection`` is)."""
+
+    def __call__(self, query: str) -> str:
+        return query
+
+
 class OldStyle(threadkit.ResourceWorker[list[int]]):
     """A subclass written for the hooks' old names, which would be ignored."""
 
@@ -229,6 +236,16 @@ CASES: list[Case] = [
         "OldStyle defines close(), which is not a hook: override on_close() (the hooks are "
         "on_open, on_close, on_begin_batch and on_end_batch)",
         lambda w: OldStyle(list),
+        _valid_worker,
+    ),
+    Case(
+        "ResourceWorker(factory).start()",
+        "a resource, not a factory",
+        TypeError,
+        "the factory of worker 'db' is a 'Client' object, whose call failed: pass a function "
+        "that makes the resource, such as lambda: sqlite3.connect(path), not the resource "
+        "itself; the factory is called in the owner thread, so that the resource belongs to it",
+        lambda w: threadkit.ResourceWorker(Client(), name="db").start(),  # type: ignore[arg-type]
         _valid_worker,
     ),
     Case(

@@ -681,6 +681,8 @@ def execute(core: Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> Non
     try:
         value = item[1](*pre, *item[3:], **item[2])
     except BaseException as exc:  # delivered to whoever waits (or the error hook)
+        if pre and type(exc) is TypeError and exc.__traceback__.tb_next is None:  # type: ignore[union-attr]  # raised here: it has a traceback
+            note_resource_first(exc, item, pre)
         try:
             settle(core, item, False, exc)
         finally:
@@ -710,6 +712,8 @@ def execute_batch(
             try:
                 outcomes.append((item, True, item[1](*pre, *item[3:], **item[2])))
             except BaseException as exc:  # fails this request only
+                if pre and type(exc) is TypeError and exc.__traceback__.tb_next is None:  # type: ignore[union-attr]  # as in execute()
+                    note_resource_first(exc, item, pre)
                 outcomes.append((item, False, exc))
         if core.end_batch is not None:
             core.end_batch(resource)
@@ -1111,6 +1115,36 @@ def _check_sync(fn: object, lead: str) -> None:
         f"{lead} a synchronous callable, got {described}: it would not run in a thread; "
         "in an async function await it directly, or pass a function that runs it with "
         "asyncio.run() (asyncio.run_coroutine_threadsafe() for a loop in another thread)"
+    )
+
+
+def note_resource_first(exc: TypeError, item: tuple[Any, ...], pre: tuple[Any, ...]) -> None:
+    """Say so when a request failed because its function takes no resource.
+
+    Called only for a :class:`TypeError` raised by the call itself (no frame
+    of the function in its traceback), so the success path pays nothing.  The
+    note is added only if the arguments bind without the resource and do not
+    with it: a function written for an executor (``call(lambda: 42)``).
+    """
+    fn, kwargs, args = item[1], item[2], item[3:]
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to check against (some builtins)
+        return
+    try:
+        signature.bind(*pre, *args, **kwargs)
+    except TypeError:
+        pass
+    else:
+        return  # binds with the resource: the TypeError is about something else
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return
+    exc.add_note(
+        "a worker passes its resource as the first argument, fn(resource, *args, **kwargs), "
+        f"and {describe(fn)!r} takes no argument for it: write it as lambda resource: ..., "
+        "or use a SerialExecutor for functions that take none"
     )
 
 

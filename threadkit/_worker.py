@@ -8,6 +8,8 @@ the subclass form, ``call`` / ``post`` and the asyncio methods.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -31,6 +33,22 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["ResourceWorker"]
+
+
+def _passed_the_resource(factory: object, error: BaseException) -> bool:
+    """Whether a failed factory looks like the resource itself, passed by mistake.
+
+    It does when it is an object rather than something that makes objects (a
+    function, a method, a class, a partial), and its call failed at the call
+    itself: no frame of its own in the traceback, which begins in the frame
+    that called it.  A ``sqlite3.Connection`` is callable, and called in the
+    owner thread it raises ``ProgrammingError`` about threads at once.
+    """
+    if isinstance(factory, type | functools.partial) or inspect.isroutine(factory):
+        return False
+    traceback = error.__traceback__
+    return isinstance(error, Exception) and traceback is not None and traceback.tb_next is None
+
 
 # What the hooks were called before they were named on_*.
 _OLD_HOOK_NAMES = ("open", "close", "begin_batch", "end_batch")
@@ -294,6 +312,13 @@ class ResourceWorker(Face, Generic[R]):
         if core.start_error is not None:
             assert core.thread is not None
             core.thread.join()
+            if core.open is self._factory and _passed_the_resource(core.open, core.start_error):
+                raise TypeError(
+                    f"the factory of worker {core.name!r} is a {type(core.open).__name__!r} "
+                    "object, whose call failed: pass a function that makes the resource, such "
+                    "as lambda: sqlite3.connect(path), not the resource itself; the factory is "
+                    "called in the owner thread, so that the resource belongs to it"
+                ) from core.start_error
             try:
                 raise core.start_error
             finally:

@@ -316,6 +316,25 @@ def test_repr_shows_the_state() -> None:
 # -- no failure is lost -----------------------------------------------------------
 
 
+def test_join_returns_true_for_a_failed_or_cancelled_task_and_tells_nothing_of_the_outcome() -> (
+    None
+):
+    failed = threadkit.spawn(boom)
+    release = threading.Event()
+    cancelled = threadkit.spawn(
+        lambda: (release.wait(WAIT), threadkit.current_token().raise_if_cancelled())
+    )
+    cancelled.cancel()
+    release.set()
+    assert failed.join(WAIT) is True
+    assert cancelled.join(WAIT) is True
+    # Only result() (or exception()) tells them apart.
+    with pytest.raises(ValueError, match=r"^boom$"):
+        failed.result(0)
+    with pytest.raises(cf.CancelledError):
+        cancelled.result(0)
+
+
 def test_an_unretrieved_failure_is_logged_once_when_the_task_is_collected(
     errors_logged: list[logging.LogRecord],
 ) -> None:

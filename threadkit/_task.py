@@ -315,13 +315,21 @@ class Task(Future[T]):
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the task's thread to exit, like :meth:`threading.Thread.join`.
 
-        Does not retrieve the outcome (see *No failure is lost* above).
+        Prefer :meth:`result`, which waits too and then returns the value or
+        raises the failure.  ``join()`` tells only that the thread has ended,
+        not how: it returns True for a task that failed or was cancelled as
+        for one that succeeded, and it does not retrieve a failure, which is
+        then still logged if nobody retrieves it (see *No failure is lost*
+        above).  Use it where the outcome is someone else's business (the
+        task's group raises it), or after :meth:`cancel` to wait for a task
+        that may ignore its token.
 
         Args:
             timeout: Seconds to wait at most; ``None`` waits as long as it takes.
 
         Returns:
-            True if the thread has exited, False if the timeout expired first.
+            True if the thread has exited (whatever the outcome), False if the
+            timeout expired first.
 
         Raises:
             DeadlockError: Called from the task's own thread.

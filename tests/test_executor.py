@@ -233,3 +233,27 @@ def test_the_thread_starts_with_the_first_submit_as_in_thread_pool_executor() ->
     with threadkit.SerialExecutor() as ex:
         assert ex.thread is None
         assert ex.submit(threading.current_thread).result(WAIT) is ex.thread
+
+
+def _first_submits_race(n: int) -> None:
+    ex = threadkit.SerialExecutor()
+    barrier = threading.Barrier(n, timeout=WAIT)
+    futures: list[cf.Future[threading.Thread]] = []
+
+    def first() -> None:
+        barrier.wait()
+        futures.append(ex.submit(threading.current_thread))  # list.append: atomic
+
+    threads = [threading.Thread(target=first) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    assert len(futures) == n
+    assert {f.result(WAIT) for f in futures} == {ex.thread}
+    ex.shutdown()
+
+
+def test_first_submits_racing_from_many_threads_all_run_once_on_one_thread() -> None:
+    for _ in range(20):
+        _first_submits_race(4)

@@ -168,9 +168,7 @@ class SerialExecutor(Face, Executor):
         self._bind_mailbox(put_timeout)
         self._thread_name = f"{thread_name_prefix or name}_0"
         self._first_queued = first_queued
-        # _start_lock must be held while the thread is started; _unstarted is True until
-        # then, and only ever goes from True to False.
-        self._start_lock = threading.Lock()
+        # True until the first submit() started the thread; only ever goes to False.
         self._unstarted = True
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
@@ -191,19 +189,30 @@ class SerialExecutor(Face, Executor):
         self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[T]:
         """The first submit(): start the thread, queue the task, then let the initializer run."""
-        with self._start_lock:
-            core = self._core
-            if self._unstarted and core.state is State.NEW:
-                check_function(fn, "submit()")
+        core = self._core
+        if core.state is State.NEW:
+            check_function(fn, "submit()")
+            if interpreter_exiting():
+                raise WorkerClosed("cannot schedule new futures after interpreter shutdown")
+            try:
+                core.start(self._thread_name, self)
+            except RuntimeError as exc:
+                if exc is core.start_error:
+                    raise  # no thread could be started: the executor is closed
                 if interpreter_exiting():
-                    raise WorkerClosed("cannot schedule new futures after interpreter shutdown")
+                    raise WorkerClosed(
+                        "cannot schedule new futures after interpreter shutdown"
+                    ) from None
+                # Core.start() lets one caller through, under the core's own lock: a racing
+                # first submit() started the thread, or shutdown() came first.  Go on as a
+                # later submit(), which is accepted or refused accordingly.
+            else:
                 try:
-                    core.start(self._thread_name, self)
                     return self._submit(fn, args, kwargs)
                 finally:
                     self._unstarted = False
                     self._first_queued.set()
-            self._unstarted = False
+        self._unstarted = False
         return self._submit(fn, args, kwargs)
 
     # The signature is the running Python's: Executor.map() takes buffersize from 3.14 on, and

@@ -1012,3 +1012,19 @@ def test_the_errors_table_in_the_docs_is_generated_from_these_cases() -> None:
 
 if __name__ == "__main__":
     sys.stdout.write(render_table())
+
+
+@pytest.mark.parametrize("hook", ["on_open", "on_close", "on_begin_batch", "on_end_batch"])
+def test_a_subclass_hook_written_as_async_def_is_refused_at_construction(hook: str) -> None:
+    async def body(self: object, *resource: object) -> None:
+        pass
+
+    body.__qualname__ = f"Sub.{hook}"
+    sub = type("Sub", (threadkit.ResourceWorker,), {hook: body})
+    with pytest.raises(
+        TypeError,
+        match=_pattern(
+            _coroutine_refused(f"the {hook}() hook must be", f"coroutine function 'Sub.{hook}'")
+        ),
+    ):
+        sub(list)

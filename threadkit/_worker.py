@@ -217,7 +217,11 @@ class ResourceWorker(Face, Generic[R]):
         # plain callable is used and the thread holds no reference to us.
         def hook(method: str, given: Any) -> Any:
             overridden = getattr(type(self), method) is not getattr(ResourceWorker, method)
-            return getattr(self, method) if overridden else given
+            if not overridden:
+                return given
+            bound = getattr(self, method)
+            check_callable(bound, f"the {method}() hook")  # an async def would never run
+            return bound
 
         open_ = hook("on_open", factory)
         if open_ is None:

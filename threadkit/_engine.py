@@ -1129,7 +1129,7 @@ def note_resource_first(exc: TypeError, item: tuple[Any, ...], pre: tuple[Any, .
     fn, kwargs, args = item[1], item[2], item[3:]
     try:
         signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # no signature to check against (some builtins)
+    except Exception:  # no signature (some builtins), or a broken one: no note, never an error
         return
     try:
         signature.bind(*pre, *args, **kwargs)

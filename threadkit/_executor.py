@@ -195,23 +195,24 @@ class SerialExecutor(Face, Executor):
             if interpreter_exiting():
                 raise WorkerClosed("cannot schedule new futures after interpreter shutdown")
             try:
-                core.start(self._thread_name, self)
-            except RuntimeError as exc:
-                if exc is core.start_error:
-                    raise  # no thread could be started: the executor is closed
-                if interpreter_exiting():
-                    raise WorkerClosed(
-                        "cannot schedule new futures after interpreter shutdown"
-                    ) from None
-                # Core.start() lets one caller through, under the core's own lock: a racing
-                # first submit() started the thread, or shutdown() came first.  Go on as a
-                # later submit(), which is accepted or refused accordingly.
-            else:
                 try:
-                    return self._submit(fn, args, kwargs)
-                finally:
-                    self._unstarted = False
-                    self._first_queued.set()
+                    core.start(self._thread_name, self)
+                except RuntimeError as exc:
+                    if exc is core.start_error:
+                        raise  # no thread could be started: the executor is closed
+                    if interpreter_exiting():
+                        raise WorkerClosed(
+                            "cannot schedule new futures after interpreter shutdown"
+                        ) from None
+                    # Core.start() lets one caller through, under the core's own lock: a
+                    # racing first submit() started the thread, or shutdown() came first.
+                    # Go on as a later submit(), accepted or refused accordingly.
+                return self._submit(fn, args, kwargs)
+            finally:
+                # Whatever happened (an interrupt included), the initializer must not
+                # wait for this task forever.
+                self._unstarted = False
+                self._first_queued.set()
         self._unstarted = False
         return self._submit(fn, args, kwargs)
 

@@ -184,11 +184,11 @@ class Task(Future[T]):
     def name(self) -> str:
         """The task's name, also its thread's name; writable, as :attr:`threading.Thread.name` is.
 
-        Default ``"Task-N (fn's qualified name)"``.  Setting it renames the
-        thread too; messages and reports written after that use the new name.
-        It is set after :func:`spawn` returns (:func:`spawn` passes every
-        keyword to the function, ``name=`` included), so the task may already
-        be running under its default name.
+        Default ``"Task-N (fn's qualified name)"``.  Assigning it renames the
+        thread too; messages and reports made after that use the new name.
+        It is assigned after :func:`spawn` has returned (:func:`spawn` passes
+        every keyword to the function, ``name=`` included), so the task may
+        already be running under its default name.
 
         Raises:
             TypeError: Set to something that is not a string.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -15,6 +17,23 @@ from .conftest import WAIT
 
 def identity(_r: object, value: Any) -> Any:
     return value
+
+
+def test_import_threadkit_does_not_import_asyncio_until_acall_needs_it() -> None:
+    # In a child interpreter: this one imported asyncio long ago.
+    body = (
+        "import sys, threadkit\n"
+        "print('asyncio' in sys.modules)\n"
+        "async def main(w):\n"
+        "    return await w.acall(len)\n"
+        "with threadkit.ResourceWorker(list) as w:\n"
+        "    import asyncio\n"
+        "    print(asyncio.run(main(w)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", body], capture_output=True, text=True, timeout=WAIT, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "False\n0\n", "")
 
 
 def test_acall_returns_the_result_and_reraises_the_exception() -> None:

@@ -13,10 +13,13 @@ with ``python -m tests.test_bad_input > docs/errors_table.rst``.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,14 +190,62 @@ def _group_spawn_bad(w: World) -> object:
     raise error
 
 
+class Client:
+    """A resource that happens to be callable (as a ``sqlite3.Connection`` is)."""
+
+    def __call__(self, query: str) -> str:
+        return query
+
+
+class OldStyle(threadkit.ResourceWorker[list[int]]):
+    """A subclass written for the hooks' old names, which would be ignored."""
+
+    def close(self, resource: list[int]) -> None:
+        resource.clear()
+
+
+async def fetch(resource: object = None) -> None:
+    """What a newcomer passes by mistake: a coroutine function."""
+
+
+_NOT_RUN = (
+    ": it would not run in a thread; in an async function await it directly, or pass a "
+    "function that runs it with asyncio.run() (asyncio.run_coroutine_threadsafe() for a "
+    "loop in another thread)"
+)
+
+
+def _coroutine_refused(lead: str, what: str = "coroutine function 'fetch'") -> str:
+    return f"{lead} a synchronous callable, got {what}{_NOT_RUN}"
+
+
 CASES: list[Case] = [
     # -- ResourceWorker() --
     Case(
         "ResourceWorker()",
         "no factory",
         TypeError,
-        "ResourceWorker() needs a factory callable (or a subclass overriding open())",
+        "ResourceWorker() needs a factory callable (or a subclass overriding on_open())",
         lambda w: threadkit.ResourceWorker(),
+        _valid_worker,
+    ),
+    Case(
+        "ResourceWorker subclass",
+        "defines close()",
+        TypeError,
+        "OldStyle defines close(), which is not a hook: override on_close() (the hooks are "
+        "on_open, on_close, on_begin_batch and on_end_batch)",
+        lambda w: OldStyle(list),
+        _valid_worker,
+    ),
+    Case(
+        "ResourceWorker(factory).start()",
+        "a resource, not a factory",
+        TypeError,
+        "the factory of worker 'db' is a 'Client' object, whose call failed: pass a function "
+        "that makes the resource, such as lambda: sqlite3.connect(path), not the resource "
+        "itself; the factory is called in the owner thread, so that the resource belongs to it",
+        lambda w: threadkit.ResourceWorker(Client(), name="db").start(),  # type: ignore[arg-type]
         _valid_worker,
     ),
     Case(
@@ -450,6 +501,58 @@ CASES: list[Case] = [
         lambda w: w.closed_executor.submit(int),
         lambda w: w.closed_executor.shutdown(),
     ),
+    # -- coroutines where a thread needs a function --
+    *[
+        Case(
+            f"ResourceWorker.{method}(fn)",
+            "fn=an async def",
+            TypeError,
+            _coroutine_refused(f"{method}() needs"),
+            lambda w, method=method: getattr(w.worker, method)(fetch),  # type: ignore[misc]
+            _worker_still_works,
+        )
+        for method in ("submit", "call", "post")
+    ],
+    Case(
+        "ResourceWorker.submit(fn)",
+        "fn=fetch()",
+        TypeError,
+        _coroutine_refused("submit() needs", "a coroutine object 'fetch'"),
+        lambda w: w.worker.submit(fetch()),  # type: ignore[arg-type]
+        _worker_still_works,
+    ),
+    Case(
+        "ResourceWorker(factory)",
+        "factory=an async def",
+        TypeError,
+        _coroutine_refused("factory must be"),
+        lambda w: threadkit.ResourceWorker(fetch),
+        _valid_worker,
+    ),
+    Case(
+        "SerialExecutor.submit(fn)",
+        "fn=an async def",
+        TypeError,
+        _coroutine_refused("submit() needs"),
+        lambda w: w.executor.submit(fetch),
+        _executor_still_works,
+    ),
+    Case(
+        "SerialExecutor(initializer=...)",
+        "initializer=an async def",
+        TypeError,
+        _coroutine_refused("initializer must be"),
+        lambda w: threadkit.SerialExecutor(initializer=fetch),
+        _valid_executor,
+    ),
+    Case(
+        "spawn(fn)",
+        "fn=an async def",
+        TypeError,
+        _coroutine_refused("spawn() needs"),
+        lambda w: threadkit.spawn(fetch),
+        _task_still_works,
+    ),
     # -- spawn, Task, TaskGroup --
     Case(
         "spawn(fn)",
@@ -460,19 +563,11 @@ CASES: list[Case] = [
         _task_still_works,
     ),
     Case(
-        "spawn(name=...)",
+        "Task.name = ...",
         "name=3",
         TypeError,
-        "name must be a str or None, got 'int'",
-        lambda w: threadkit.spawn(int, name=3),  # type: ignore[arg-type]
-        _task_still_works,
-    ),
-    Case(
-        "spawn(daemon=...)",
-        "daemon='yes'",
-        TypeError,
-        "daemon must be a bool or None, got 'str'",
-        lambda w: threadkit.spawn(int, daemon="yes"),  # type: ignore[arg-type]
+        "name must be a str, got 'int'",
+        lambda w: setattr(w.task, "name", 3),
         _task_still_works,
     ),
     *[
@@ -504,11 +599,27 @@ CASES: list[Case] = [
         _task_still_works,
     ),
     Case(
-        "TaskGroup(name)",
+        "TaskGroup(name=...)",
         "name=3",
         TypeError,
         "name must be a str or None, got 'int'",
-        lambda w: threadkit.TaskGroup(3),  # type: ignore[arg-type]
+        lambda w: threadkit.TaskGroup(name=3),  # type: ignore[arg-type]
+        _group_still_works,
+    ),
+    Case(
+        "TaskGroup(name)",
+        "a positional name",
+        TypeError,
+        "TaskGroup.__init__() takes 1 positional argument but 2 were given",
+        lambda w: threadkit.TaskGroup("g"),  # type: ignore[misc]
+        _group_still_works,
+    ),
+    Case(
+        "TaskGroup(daemon=...)",
+        "daemon='yes'",
+        TypeError,
+        "daemon must be a bool or None, got 'str'",
+        lambda w: threadkit.TaskGroup(daemon="yes"),  # type: ignore[arg-type]
         _group_still_works,
     ),
     Case(
@@ -725,7 +836,6 @@ NAMED: dict[str, Callable[[object], object]] = {
     "ResourceWorker": lambda v: _worker(name=v),
     "SerialExecutor": lambda v: _executor(name=v),
     "TaskGroup": lambda v: threadkit.TaskGroup(name=v),  # type: ignore[arg-type]
-    "spawn": lambda v: threadkit.spawn(int, name=v),  # type: ignore[arg-type]
 }
 
 
@@ -751,6 +861,113 @@ def test_every_request_that_is_not_callable_is_refused_and_the_worker_goes_on(
         ):
             getattr(w, method)(value)
         assert w.call(len) == 0
+
+
+class _AsyncCall:
+    async def __call__(self, resource: object = None) -> None:
+        pass
+
+    async def method(self, resource: object = None) -> None:
+        pass
+
+
+def _marked(resource: object = None) -> object:
+    return fetch(resource)
+
+
+if sys.version_info >= (3, 12):
+    inspect.markcoroutinefunction(_marked)
+
+
+async def _agen(resource: object = None) -> AsyncIterator[None]:
+    yield None
+
+
+ASYNC_FORMS: dict[str, tuple[Callable[[], object], str]] = {
+    "async def": (lambda: fetch, "coroutine function 'fetch'"),
+    "partial of an async def": (lambda: functools.partial(fetch), "coroutine function 'fetch'"),
+    "nested partial": (
+        lambda: functools.partial(functools.partial(fetch), None),
+        "coroutine function 'fetch'",
+    ),
+    "async bound method": (lambda: _AsyncCall().method, "coroutine function '_AsyncCall.method'"),
+    "async __call__": (_AsyncCall, "coroutine function '_AsyncCall.__call__'"),
+    "async generator function": (lambda: _agen, "async generator function '_agen'"),
+    "coroutine object": (fetch, "a coroutine object 'fetch'"),
+}
+if sys.version_info >= (3, 12):
+    ASYNC_FORMS["markcoroutinefunction"] = (lambda: _marked, "coroutine function '_marked'")
+
+
+def _in_group(fn: Any) -> object:
+    # Caught inside the block, which would wrap it in an ExceptionGroup; the group then
+    # takes a valid task all the same.
+    error: TypeError | None = None
+    with threadkit.TaskGroup() as g:
+        try:
+            g.spawn(fn)
+        except TypeError as exc:
+            error = exc
+        assert g.spawn(int, 4).result(WAIT) == 4
+    assert error is not None
+    raise error
+
+
+# Every place that runs a callable in a thread, with the words its refusal starts with.
+ENTRY_POINTS: dict[str, tuple[Callable[[World, Any], object], str]] = {
+    "ResourceWorker.submit": (lambda w, fn: w.worker.submit(fn), "submit() needs"),
+    "ResourceWorker.call": (lambda w, fn: w.worker.call(fn), "call() needs"),
+    "ResourceWorker.post": (lambda w, fn: w.worker.post(fn), "post() needs"),
+    "ResourceWorker.asubmit": (
+        lambda w, fn: asyncio.run(_asubmit(w.worker, fn)),
+        "asubmit() needs",
+    ),
+    "ResourceWorker.acall": (lambda w, fn: asyncio.run(w.worker.acall(fn)), "acall() needs"),
+    "ResourceWorker(factory)": (lambda w, fn: threadkit.ResourceWorker(fn), "factory must be"),
+    "ResourceWorker(close=...)": (lambda w, fn: _worker(close=fn), "close must be"),
+    "ResourceWorker(error_hook=...)": (lambda w, fn: _worker(error_hook=fn), "error_hook must be"),
+    "ResourceWorker(begin_batch=...)": (
+        lambda w, fn: _worker(begin_batch=fn),
+        "begin_batch must be",
+    ),
+    "ResourceWorker(end_batch=...)": (lambda w, fn: _worker(end_batch=fn), "end_batch must be"),
+    "SerialExecutor.submit": (lambda w, fn: w.executor.submit(fn), "submit() needs"),
+    "SerialExecutor.map": (lambda w, fn: w.executor.map(fn, [1]), "map() needs"),
+    "SerialExecutor(initializer=...)": (
+        lambda w, fn: _executor(initializer=fn),
+        "initializer must be",
+    ),
+    "spawn": (lambda w, fn: threadkit.spawn(fn), "spawn() needs"),
+    "TaskGroup.spawn": (lambda w, fn: _in_group(fn), "spawn() needs"),
+}
+
+
+async def _asubmit(worker: threadkit.ResourceWorker[Any], fn: Any) -> object:
+    return worker.asubmit(fn)
+
+
+@pytest.mark.parametrize("form", sorted(ASYNC_FORMS))
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_every_async_callable_is_refused_wherever_a_thread_would_run_it(
+    entry: str, form: str, world: World
+) -> None:
+    attempt, lead = ENTRY_POINTS[entry]
+    make, described = ASYNC_FORMS[form]
+    with pytest.raises(TypeError, match=_pattern(_coroutine_refused(lead, described))):
+        attempt(world, make())
+    _worker_still_works(world)
+    _executor_still_works(world)
+
+
+def test_a_plain_function_that_returns_a_coroutine_is_still_accepted() -> None:
+    # Only what inspect calls asynchronous is refused: a function that happens to return an
+    # awaitable is the caller's business.
+    def make(resource: object) -> object:
+        return resource
+
+    with threadkit.ResourceWorker(list) as w:
+        assert w.call(make) == []
+        assert w.call(functools.partial(make)) == []
 
 
 # -- the docs' table ---------------------------------------------------------------------
@@ -795,3 +1012,19 @@ def test_the_errors_table_in_the_docs_is_generated_from_these_cases() -> None:
 
 if __name__ == "__main__":
     sys.stdout.write(render_table())
+
+
+@pytest.mark.parametrize("hook", ["on_open", "on_close", "on_begin_batch", "on_end_batch"])
+def test_a_subclass_hook_written_as_async_def_is_refused_at_construction(hook: str) -> None:
+    async def body(self: object, *resource: object) -> None:
+        pass
+
+    body.__qualname__ = f"Sub.{hook}"
+    sub = type("Sub", (threadkit.ResourceWorker,), {hook: body})
+    with pytest.raises(
+        TypeError,
+        match=_pattern(
+            _coroutine_refused(f"the {hook}() hook must be", f"coroutine function 'Sub.{hook}'")
+        ),
+    ):
+        sub(list)

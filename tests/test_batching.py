@@ -218,13 +218,13 @@ def test_a_post_in_a_failed_batch_reaches_the_error_hook(held: Any) -> None:
 
 def test_the_subclass_form_can_define_the_batch_hooks() -> None:
     class Journal(threadkit.ResourceWorker[Log]):
-        def open(self) -> Log:
+        def on_open(self) -> Log:
             return Log()
 
-        def begin_batch(self, resource: Log) -> None:
+        def on_begin_batch(self, resource: Log) -> None:
             resource.begin()
 
-        def end_batch(self, resource: Log) -> None:
+        def on_end_batch(self, resource: Log) -> None:
             resource.end()
 
     with Journal(max_batch=5) as j:

@@ -51,7 +51,10 @@ def test_the_report_shows_tasks_and_who_waits_for_whom() -> None:
     with threadkit.ResourceWorker(object, name="db") as w:
         # The request runs while the task that sent it waits in call(): the
         # report made there sees the task and its waits-for edge.
-        task = threadkit.spawn(w.call, lambda _r: threadkit.dump(), name="client")
+        named = threading.Event()
+        task = threadkit.spawn(w.call, lambda _r: (named.wait(WAIT), threadkit.dump())[1])
+        task.name = "client"
+        named.set()
         report = task.result(WAIT)
     assert "<Task 'client' running> on thread 'client'" in report
     assert "  task 'client' waits for worker 'db'" in report

@@ -489,6 +489,7 @@ def test_a_process_forked_from_inside_a_request_exits_cleanly(face: str) -> None
 def test_in_a_forked_child_an_inherited_executor_names_the_fork() -> None:
     r, wfd = os.pipe()
     with threadkit.SerialExecutor(name="pool") as ex:
+        ex.submit(int).result(WAIT)  # its thread starts with the first submit()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             try:

@@ -114,13 +114,20 @@ def test_live_workers_executors_tasks_and_groups_all_end_as_documented_at_exit()
                 spawned.set()
             say("group done")
 
-        threadkit.spawn(group_in_a_task, name="grouper", daemon=False)
+        threadkit.spawn(group_in_a_task)  # non-daemon: the main thread's
         # Live at exit, not started at exit: since 3.12 no thread can start
         # once the interpreter shuts down (spawn() raises RuntimeError then).
         spawned.wait(10)
-        threadkit.spawn(lambda: (gate.wait(10), say("plain task")), daemon=False)
-        # Abandoned at exit, as daemon threads are: never prints, never hangs.
-        threadkit.spawn(lambda: (threading.Event().wait(), say("daemon task")), daemon=True)
+        threadkit.spawn(lambda: (gate.wait(10), say("plain task")))
+        # Abandoned at exit, as daemon threads are: never prints, never hangs.  A task's
+        # thread is a daemon thread when the thread that spawns it is one.
+        spawner = threading.Thread(
+            target=threadkit.spawn,
+            args=(lambda: (threading.Event().wait(), say("daemon task")),),
+            daemon=True,
+        )
+        spawner.start()
+        spawner.join()
         gate.set()
         """
     )
@@ -159,7 +166,7 @@ def test_a_non_daemon_task_using_a_worker_after_main_ended_is_refused_not_hung()
                     say("refused:", e)
                     return
                 threadkit.current_token().wait(0.01)
-        threadkit.spawn(late_user, daemon=False)
+        threadkit.spawn(late_user)
         main_done.set()
         """
     )

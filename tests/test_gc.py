@@ -121,7 +121,7 @@ def test_a_worker_that_was_never_started_is_collected_without_a_warning() -> Non
 
 def test_a_subclass_worker_lives_until_shutdown_because_its_thread_holds_it() -> None:
     class Store(threadkit.ResourceWorker[list[int]]):
-        def open(self) -> list[int]:
+        def on_open(self) -> list[int]:
             return []
 
     w = Store().start()

@@ -44,7 +44,8 @@ _CHILD = textwrap.dedent(
             w = threadkit.ResourceWorker(object, name="w").start()
             w.submit(until_shutdown).result()
         elif mode == "group":
-            def task(*, token=None):
+            def task():
+                token = threadkit.current_token()
                 ready()
                 token.wait(60)
                 token.raise_if_cancelled()

@@ -27,8 +27,8 @@ def boom(message: str = "boom") -> None:
     raise ValueError(message)
 
 
-def wait_for_cancel(*, token: threadkit.CancelToken | None = None) -> None:
-    assert token is not None
+def wait_for_cancel() -> None:
+    token = threadkit.current_token()
     assert token.wait(WAIT), "never cancelled"
     token.raise_if_cancelled()
 
@@ -82,11 +82,50 @@ def test_a_system_exit_in_a_task_is_delivered_not_swallowed() -> None:
     assert isinstance(task.exception(WAIT), SystemExit)
 
 
-def test_the_task_and_its_thread_carry_the_name() -> None:
-    task = threadkit.spawn(lambda: None, name="zipper")
+def test_the_task_and_its_thread_carry_the_name_and_renaming_renames_both() -> None:
+    release = threading.Event()
+    task = threadkit.spawn(release.wait, WAIT)
+    task.name = "zipper"
+    assert (task.name, task.thread.name, repr(task)) == (
+        "zipper",
+        "zipper",
+        "<Task 'zipper' running>",
+    )
+    release.set()
     task.result(WAIT)
-    assert task.name == "zipper"
-    assert task.thread.name == "zipper"
+    task.name = "zipped"
+    assert (task.name, task.thread.name) == ("zipped", "zipped")
+
+
+def test_name_and_daemon_are_passed_to_the_function_like_any_keyword() -> None:
+    def f(*, name: str, daemon: bool) -> tuple[str, bool]:
+        return name, daemon
+
+    assert threadkit.spawn(f, name="n", daemon=True).result(WAIT) == ("n", True)
+    with threadkit.TaskGroup() as group:
+        task = group.spawn(f, name="m", daemon=False)
+    assert task.result(0) == ("m", False)
+    assert not task.name.startswith(("n", "m"))
+
+
+def test_a_task_renamed_is_named_so_in_deadlock_reports() -> None:
+    ready = threading.Event()
+    errors: list[str] = []
+
+    def f() -> None:
+        ready.wait(WAIT)
+        try:
+            holder[0].result()
+        except threadkit.DeadlockError as exc:
+            errors.append(str(exc))
+
+    holder = [threadkit.spawn(f)]
+    holder[0].name = "renamed"
+    ready.set()
+    holder[0].result(WAIT)
+    assert errors == [
+        "result() of task 'renamed' was called from the task itself; it would wait forever"
+    ]
 
 
 def test_the_default_name_says_which_function_runs() -> None:
@@ -96,47 +135,31 @@ def test_the_default_name_says_which_function_runs() -> None:
     assert task.name.endswith(" (boom)")
 
 
-def test_a_function_declaring_token_receives_the_tasks_token() -> None:
-    def f(*, token: threadkit.CancelToken | None = None) -> threadkit.CancelToken | None:
+def test_a_parameter_named_token_is_never_filled_in_by_spawn() -> None:
+    # Usually an auth token: it keeps its default, and current_token() gives the task's.
+    def f(x: int, token: str = "secret") -> Any:
+        return x, token, threadkit.current_token()
+
+    task = threadkit.spawn(f, 5)
+    assert task.result(WAIT) == (5, "secret", task.token)
+
+
+def test_a_token_keyword_is_forwarded_to_the_function_like_any_other() -> None:
+    def f(*, token: str) -> str:
         return token
 
-    task = threadkit.spawn(f)
-    assert task.result(WAIT) is task.token
-
-
-def test_a_method_declaring_token_receives_it_too() -> None:
-    class Job:
-        def run(self, x: int, token: threadkit.CancelToken | None = None) -> Any:
-            return x, token
-
-    task = threadkit.spawn(Job().run, 5)
-    assert task.result(WAIT) == (5, task.token)
-
-
-def test_a_function_without_a_token_parameter_gets_no_token_but_current_token_works() -> None:
-    def f(**kwargs: Any) -> Any:
-        return kwargs, threadkit.current_token()
-
-    task = threadkit.spawn(f)
-    assert task.result(WAIT) == ({}, task.token)
-
-
-def test_a_token_passed_explicitly_is_forwarded_unchanged() -> None:
-    mine = threadkit.CancelToken()
-
-    def f(*, token: threadkit.CancelToken | None = None) -> Any:
-        return token
-
-    assert threadkit.spawn(f, token=mine).result(WAIT) is mine
+    assert threadkit.spawn(f, token="abc").result(WAIT) == "abc"
+    with threadkit.TaskGroup() as group:
+        task = group.spawn(f, token="def")
+    assert task.result(0) == "def"
 
 
 def test_cancel_stops_a_task_that_checks_its_token() -> None:
     running = threading.Event()
 
-    def f(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def f() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     task = threadkit.spawn(f)
     assert running.wait(WAIT)
@@ -180,9 +203,9 @@ def test_tasks_work_with_concurrent_futures_wait_and_as_completed() -> None:
     failed = threadkit.spawn(boom)
     running = threading.Event()
 
-    def cancellable(*, token: threadkit.CancelToken | None = None) -> None:
+    def cancellable() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     cancelled = threadkit.spawn(cancellable)
     assert running.wait(WAIT)
@@ -239,7 +262,8 @@ def test_waiting_for_a_task_from_inside_it_raises_deadlock_error() -> None:
             except threadkit.DeadlockError as exc:
                 errors.append(str(exc))
 
-    task = threadkit.spawn(f, name="self")
+    task = threadkit.spawn(f)
+    task.name = "self"
     holder.append(task)
     ready.set()
     task.result(WAIT)
@@ -249,10 +273,20 @@ def test_waiting_for_a_task_from_inside_it_raises_deadlock_error() -> None:
     ]
 
 
-def test_daemon_is_inherited_or_set() -> None:
-    assert threadkit.spawn(lambda: None, daemon=True).thread.daemon is True
+def test_daemon_is_inherited_from_the_spawning_thread_or_set_by_the_group() -> None:
     task = threadkit.spawn(lambda: None)
     assert task.thread.daemon is threading.current_thread().daemon
+    inner: list[threadkit.Task[None]] = []
+    outer = threading.Thread(
+        target=lambda: inner.append(threadkit.spawn(lambda: None)), daemon=True
+    )
+    outer.start()
+    outer.join(WAIT)
+    assert inner[0].thread.daemon is True
+    for daemon in (True, False):
+        with threadkit.TaskGroup(daemon=daemon) as group:
+            task = group.spawn(lambda: None)
+        assert task.thread.daemon is daemon
     task.join(WAIT)
 
 
@@ -260,11 +294,12 @@ def test_repr_shows_the_state() -> None:
     release = threading.Event()
     running = threading.Event()
 
-    def f(*, token: threadkit.CancelToken | None = None) -> None:
+    def f() -> None:
         running.set()
         release.wait(WAIT)
 
-    task = threadkit.spawn(f, name="r")
+    task = threadkit.spawn(f)
+    task.name = "r"
     assert running.wait(WAIT)
     assert repr(task) == "<Task 'r' running>"
     task.cancel()
@@ -272,18 +307,46 @@ def test_repr_shows_the_state() -> None:
     release.set()
     task.result(WAIT)
     assert repr(task) == "<Task 'r' finished>"
-    failed = threadkit.spawn(boom, name="f")
+    failed = threadkit.spawn(boom)
     failed.exception(WAIT)
+    failed.name = "f"
     assert repr(failed) == "<Task 'f' failed (ValueError)>"
 
 
 # -- no failure is lost -----------------------------------------------------------
 
 
+def test_join_returns_true_for_a_failed_or_cancelled_task_and_tells_nothing_of_the_outcome() -> (
+    None
+):
+    failed = threadkit.spawn(boom)
+    release = threading.Event()
+    cancelled = threadkit.spawn(
+        lambda: (release.wait(WAIT), threadkit.current_token().raise_if_cancelled())
+    )
+    cancelled.cancel()
+    release.set()
+    assert failed.join(WAIT) is True
+    assert cancelled.join(WAIT) is True
+    # Only result() (or exception()) tells them apart.
+    with pytest.raises(ValueError, match=r"^boom$"):
+        failed.result(0)
+    with pytest.raises(cf.CancelledError):
+        cancelled.result(0)
+
+
 def test_an_unretrieved_failure_is_logged_once_when_the_task_is_collected(
     errors_logged: list[logging.LogRecord],
 ) -> None:
-    task = threadkit.spawn(boom, "unseen", name="lonely")
+    release = threading.Event()
+
+    def fail() -> None:
+        release.wait(WAIT)
+        boom("unseen")
+
+    task = threadkit.spawn(fail)
+    task.name = "lonely"
+    release.set()
     assert task.join(WAIT)
     assert errors_logged == []
     del task
@@ -314,7 +377,8 @@ def test_a_failure_still_referenced_at_exit_is_logged_exactly_once() -> None:
         "import threadkit\n"
         "def boom():\n"
         "    raise ValueError('at exit')\n"
-        "t = threadkit.spawn(boom, name='kept')\n"
+        "t = threadkit.spawn(boom)\n"
+        "t.name = 'kept'\n"
         "t.join()\n"
     )
     proc = subprocess.run(
@@ -333,14 +397,16 @@ def test_spawn_rejects_a_non_callable() -> None:
         threadkit.spawn(3)  # type: ignore[arg-type]
 
 
-def test_spawn_rejects_a_name_that_is_not_a_string() -> None:
-    with pytest.raises(TypeError, match=r"^name must be a str or None, got 'int'$"):
-        threadkit.spawn(print, name=3)  # type: ignore[arg-type]
+def test_a_task_name_that_is_not_a_string_is_refused() -> None:
+    task = threadkit.spawn(int)
+    with pytest.raises(TypeError, match=r"^name must be a str, got 'int'$"):
+        task.name = 3  # type: ignore[assignment]
+    task.result(WAIT)
 
 
-def test_spawn_rejects_a_daemon_flag_that_is_not_a_bool() -> None:
+def test_task_group_rejects_a_daemon_flag_that_is_not_a_bool() -> None:
     with pytest.raises(TypeError, match=r"^daemon must be a bool or None, got 'str'$"):
-        threadkit.spawn(print, daemon="yes")  # type: ignore[arg-type]
+        threadkit.TaskGroup(daemon="yes")  # type: ignore[arg-type]
 
 
 def test_result_and_join_reject_a_negative_timeout() -> None:
@@ -360,7 +426,11 @@ def test_task_group_rejects_bad_arguments() -> None:
     with pytest.raises(TypeError, match=r"^timeout must be a number or None, got 'str'$"):
         threadkit.TaskGroup(timeout="5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^name must be a str or None, got 'int'$"):
-        threadkit.TaskGroup(1)  # type: ignore[arg-type]
+        threadkit.TaskGroup(name=1)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^TaskGroup.__init__\(\) takes 1 positional argument but 2 were given$"
+    ):
+        threadkit.TaskGroup("g")  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -409,9 +479,9 @@ def test_a_group_waits_for_every_task_and_joins_its_thread() -> None:
 def test_a_failed_task_cancels_its_siblings_and_the_failures_are_raised_together() -> None:
     started = threading.Barrier(4, timeout=WAIT)
 
-    def sibling(*, token: threadkit.CancelToken | None = None) -> None:
+    def sibling() -> None:
         started.wait()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     def failing(message: str) -> None:
         started.wait()
@@ -422,8 +492,8 @@ def test_a_failed_task_cancels_its_siblings_and_the_failures_are_raised_together
         threadkit.TaskGroup(name="g") as group,
     ):
         quiet = group.spawn(sibling)
-        group.spawn(failing, "first", name="f1")
-        group.spawn(failing, "second", name="f2")
+        group.spawn(failing, "first").name = "f1"
+        group.spawn(failing, "second").name = "f2"
         started.wait()
     eg = info.value
     assert str(eg) == "unhandled errors in task group 'g' (2 sub-exceptions)"
@@ -459,9 +529,9 @@ def test_except_star_picks_failures_out_of_a_group() -> None:
 def test_an_exception_in_the_block_cancels_the_tasks_and_is_raised_first() -> None:
     running = threading.Event()
 
-    def sibling(*, token: threadkit.CancelToken | None = None) -> None:
+    def sibling() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     with (  # noqa: PT012
         pytest.raises(ExceptionGroup) as info,
@@ -480,8 +550,8 @@ def test_a_keyboard_interrupt_in_the_block_is_reraised_after_the_tasks_ended(
 ) -> None:
     running = threading.Event()
 
-    def sibling(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def sibling() -> None:
+        token = threadkit.current_token()
         running.set()
         assert token.wait(WAIT)
         raise ValueError("failed while cancelled")
@@ -538,9 +608,9 @@ def test_inside_the_block_current_token_is_the_groups_and_is_restored_after() ->
 def test_the_timeout_cancels_the_tasks_and_raises_timeout_error() -> None:
     running = threading.Event()
 
-    def slow(*, token: threadkit.CancelToken | None = None) -> None:
+    def slow() -> None:
         running.set()
-        wait_for_cancel(token=token)
+        wait_for_cancel()
 
     with (
         pytest.raises(TimeoutError, match=r"^task group 't' timed out after 0.05 s$"),
@@ -553,11 +623,11 @@ def test_the_timeout_cancels_the_tasks_and_raises_timeout_error() -> None:
 
 
 def test_a_timeout_with_failures_is_raised_in_the_group_with_them() -> None:
-    def fail_when_cancelled(*, token: threadkit.CancelToken | None = None) -> None:
-        wait_for_cancel(token=token)  # raises Cancelled
+    def fail_when_cancelled() -> None:
+        wait_for_cancel()  # raises Cancelled
 
-    def fail_late(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def fail_late() -> None:
+        token = threadkit.current_token()
         assert token.wait(WAIT)
         raise ValueError("late")
 
@@ -695,7 +765,8 @@ import sys, threading, threadkit
 started = threading.Barrier(3, timeout=10)
 tasks = []
 
-def worker(*, token=None):
+def worker():
+    token = threadkit.current_token()
     started.wait()
     token.wait(10)
     token.raise_if_cancelled()
@@ -737,16 +808,16 @@ def test_ctrl_c_while_a_group_waits_cancels_its_tasks_waits_and_reraises() -> No
 # -- the tutorial's AsyncZip -------------------------------------------------------
 
 
-def zip_one(src: Path, dst: Path, *, token: threadkit.CancelToken | None = None) -> Path:
+def zip_one(src: Path, dst: Path) -> Path:
     """AsyncZip.run, as a function: zip one file, stopping early if cancelled."""
+    token = threadkit.current_token()
     with (
         zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zf,
         src.open("rb") as fin,
         zf.open(src.name, "w") as fout,
     ):
         while chunk := fin.read(64 * 1024):
-            if token is not None:
-                token.raise_if_cancelled()
+            token.raise_if_cancelled()
             fout.write(chunk)
     return dst
 
@@ -965,7 +1036,8 @@ def test_a_done_callback_raising_a_base_exception_does_not_hang_the_group_and_is
 
     def block() -> None:
         with threadkit.TaskGroup(name="g") as group:
-            task = group.spawn(release.wait, WAIT, name="t")
+            task = group.spawn(release.wait, WAIT)
+            task.name = "t"
             task.add_done_callback(callback)
             task.add_done_callback(lambda _t: after.append("later callback"))
             release.set()
@@ -992,7 +1064,8 @@ def test_an_exception_in_a_done_callback_is_logged_and_the_next_callback_runs(
         raise ValueError("bad callback")
 
     release = threading.Event()
-    task = threadkit.spawn(release.wait, WAIT, name="t")
+    task = threadkit.spawn(release.wait, WAIT)
+    task.name = "t"
     task.add_done_callback(callback)
     task.add_done_callback(lambda _t: after.append("later callback"))
     release.set()
@@ -1014,7 +1087,9 @@ def test_a_group_token_callback_raising_in_a_failing_task_does_not_hang_the_grou
     def block() -> None:
         with threadkit.TaskGroup(name="g") as group:
             group.token.on_cancel(callback)
-            group.spawn(boom, "task failed", name="t")
+            release = threading.Event()
+            group.spawn(lambda: (release.wait(WAIT), boom("task failed"))).name = "t"
+            release.set()
 
     thread, outcome = _run_block_in_a_thread(block)
     thread.join(WAIT)
@@ -1044,8 +1119,8 @@ def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_
 
     started = threading.Event()
 
-    def stubborn(*, token: threadkit.CancelToken | None = None) -> None:
-        assert token is not None
+    def stubborn() -> None:
+        token = threadkit.current_token()
         started.set()
         assert token.wait(WAIT)
         parked.set()
@@ -1055,7 +1130,8 @@ def test_a_group_token_callback_raising_at_exit_is_raised_only_after_every_task_
         try:
             with threadkit.TaskGroup(name="g") as group:
                 group.token.on_cancel(callback)
-                task = group.spawn(stubborn, name="t")
+                task = group.spawn(stubborn)
+                task.name = "t"
                 # Started first: a task whose group is cancelled before it
                 # starts never runs (documented), and this one must be running.
                 assert started.wait(WAIT)
@@ -1132,7 +1208,7 @@ def test_a_ctrl_c_mangled_by_thread_start_surfaces_as_the_interrupt_and_the_task
         with group:
             monkeypatch.setattr(threading.Thread, "start", mangled_start)
             try:
-                group.spawn(wait_for_cancel, name="t")
+                group.spawn(wait_for_cancel)
             finally:
                 monkeypatch.undo()
 

@@ -164,7 +164,8 @@ def test_a_task_and_a_worker_waiting_for_each_other_raise_instead_of_hanging() -
             errors.append(exc)
 
     def request(_r: object) -> None:
-        task = threadkit.spawn(task_body, name="t")
+        task = threadkit.spawn(task_body)
+        task.name = "t"
         ready.wait()
         try:
             task.result()

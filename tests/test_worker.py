@@ -295,7 +295,7 @@ def test_a_thread_that_reuses_a_finished_owner_threads_ident_is_not_the_owner() 
 
 
 class Counter(ResourceWorker[list[int]]):
-    """The subclass form: open() and close() overridden, no factory."""
+    """The subclass form: on_open() and on_close() overridden, no factory."""
 
     def __init__(self) -> None:
         super().__init__(name="counter")
@@ -303,11 +303,11 @@ class Counter(ResourceWorker[list[int]]):
         self.closed_with: list[int] | None = None
         self.closed_in: threading.Thread | None = None
 
-    def open(self) -> list[int]:
+    def on_open(self) -> list[int]:
         self.opened_in = threading.current_thread()
         return []
 
-    def close(self, resource: list[int]) -> None:
+    def on_close(self, resource: list[int]) -> None:
         self.closed_in = threading.current_thread()
         self.closed_with = list(resource)
 
@@ -328,7 +328,7 @@ def test_a_subclass_that_overrides_only_close_still_uses_the_factory() -> None:
     closed: list[int] = []
 
     class Closing(ResourceWorker[int]):
-        def close(self, resource: int) -> None:
+        def on_close(self, resource: int) -> None:
             closed.append(resource)
 
     with Closing(lambda: 5) as w:

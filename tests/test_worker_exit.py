@@ -162,7 +162,7 @@ def test_a_collected_worker_that_was_shut_down_does_not_warn() -> None:
 @pytest.mark.usefixtures("no_automatic_gc")
 def test_a_worker_is_not_collected_while_its_owner_thread_holds_the_subclass_form() -> None:
     class Sub(ResourceWorker[None]):
-        def open(self) -> None:
+        def on_open(self) -> None:
             return None
 
     w = Sub().start()

@@ -86,6 +86,8 @@ before non-daemon threads are joined, as :mod:`concurrent.futures` does.
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import itertools
 import logging
 import os
@@ -98,7 +100,16 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass
 from time import monotonic
-from types import MappingProxyType
+from types import (
+    BuiltinFunctionType,
+    CoroutineType,
+    FunctionType,
+    MappingProxyType,
+    MethodDescriptorType,
+    MethodType,
+    MethodWrapperType,
+    WrapperDescriptorType,
+)
 from typing import Any, Generic, TypeVar
 
 from threadkit import _waits
@@ -670,6 +681,8 @@ def execute(core: Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> Non
     try:
         value = item[1](*pre, *item[3:], **item[2])
     except BaseException as exc:  # delivered to whoever waits (or the error hook)
+        if pre and type(exc) is TypeError and exc.__traceback__.tb_next is None:  # type: ignore[union-attr]  # raised here: it has a traceback
+            note_resource_first(exc, item, pre)
         try:
             settle(core, item, False, exc)
         finally:
@@ -699,6 +712,8 @@ def execute_batch(
             try:
                 outcomes.append((item, True, item[1](*pre, *item[3:], **item[2])))
             except BaseException as exc:  # fails this request only
+                if pre and type(exc) is TypeError and exc.__traceback__.tb_next is None:  # type: ignore[union-attr]  # as in execute()
+                    note_resource_first(exc, item, pre)
                 outcomes.append((item, False, exc))
         if core.end_batch is not None:
             core.end_batch(resource)
@@ -870,8 +885,7 @@ class Face:
         core = self._core
         if not core.accepting:
             raise core.refuse("submit to")
-        if not callable(fn):
-            raise TypeError(f"submit() needs a callable, got {type(fn).__name__!r}")
+        check_function(fn, "submit()")
         future: LazyFuture[Any] = LazyFuture()
         future._core = core
         core.put_accepted(self._put, (future, fn, kwargs or NO_KWARGS, *args), "submit to")
@@ -886,8 +900,7 @@ class Face:
             )
         if not core.accepting:
             raise core.refuse("call")
-        if not callable(fn):
-            raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
+        check_function(fn, "call()")
         slot = CallSlot()
         # Recorded before the request is queued: if it would close a cycle of
         # workers waiting for each other, nothing has been queued yet.
@@ -1030,8 +1043,109 @@ class Face:
 
 
 def check_callable(value: object, what: str) -> None:
-    if not callable(value):
+    """Refuse a hook or factory argument that is not a synchronous callable.
+
+    Raises:
+        TypeError: *value* is not callable, or is asynchronous (see
+            :func:`check_function`); *what* names the argument.
+    """
+    if not callable(value) and not isinstance(value, CoroutineType):
         raise TypeError(f"{what} must be callable, got {type(value).__name__!r}")
+    _check_sync(value, f"{what} must be")
+
+
+# Flags of a code object whose call returns an awaitable or async iterator
+# instead of running the body.
+_CO_ASYNC = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# Callables implemented in C: never coroutine functions.
+_C_CALLABLES = (BuiltinFunctionType, MethodDescriptorType, MethodWrapperType, WrapperDescriptorType)
+
+
+def check_function(fn: object, what: str) -> None:
+    """Refuse what a thread cannot run: a non-callable, a coroutine or an async callable.
+
+    Called on every request (post() costs about a microsecond), so a plain
+    function or a C function is let through by a type test and its code
+    flags; everything else goes through :mod:`inspect`.  A plain function
+    with attributes takes the slow path too: one of them may be the mark
+    :func:`inspect.markcoroutinefunction` sets.
+
+    Args:
+        fn: The callable to run in a thread.
+        what: The refusing call, as ``"submit()"``.
+
+    Raises:
+        TypeError: *fn* is not callable, or calling it would only make a
+            coroutine (or an async iterator) that no thread would ever run.
+    """
+    kind = type(fn)
+    if kind is FunctionType:
+        if not fn.__code__.co_flags & _CO_ASYNC and not fn.__dict__:  # type: ignore[attr-defined]  # FunctionType, tested above
+            return
+    elif kind in _C_CALLABLES:
+        return
+    if not callable(fn) and not isinstance(fn, CoroutineType):
+        raise TypeError(f"{what} needs a callable, got {kind.__name__!r}")
+    _check_sync(fn, f"{what} needs")
+
+
+def _check_sync(fn: object, lead: str) -> None:
+    """The slow half of :func:`check_function`: ask :mod:`inspect`."""
+    if isinstance(fn, CoroutineType):
+        fn.close()  # never to be awaited: spare the caller a second warning about it
+        described = f"a coroutine object {fn.__qualname__!r}"
+    else:
+        target: Any = fn
+        while isinstance(target, functools.partial):
+            target = target.func
+        if isinstance(target, MethodType):
+            target = target.__func__
+        if isinstance(target, type) or not callable(target):
+            return
+        if not isinstance(target, FunctionType) and not inspect.isroutine(target):
+            # An instance: what runs is its class's __call__.
+            target = type(target).__call__
+        if inspect.isasyncgenfunction(target):
+            described = f"async generator function {describe(target)!r}"
+        elif inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
+            described = f"coroutine function {describe(target)!r}"
+        else:
+            return
+    raise TypeError(
+        f"{lead} a synchronous callable, got {described}: it would not run in a thread; "
+        "in an async function await it directly, or pass a function that runs it with "
+        "asyncio.run() (asyncio.run_coroutine_threadsafe() for a loop in another thread)"
+    )
+
+
+def note_resource_first(exc: TypeError, item: tuple[Any, ...], pre: tuple[Any, ...]) -> None:
+    """Say so when a request failed because its function takes no resource.
+
+    Called only for a :class:`TypeError` raised by the call itself (no frame
+    of the function in its traceback), so the success path pays nothing.  The
+    note is added only if the arguments bind without the resource and do not
+    with it: a function written for an executor (``call(lambda: 42)``).
+    """
+    fn, kwargs, args = item[1], item[2], item[3:]
+    try:
+        signature = inspect.signature(fn)
+    except Exception:  # no signature (some builtins), or a broken one: no note, never an error
+        return
+    try:
+        signature.bind(*pre, *args, **kwargs)
+    except TypeError:
+        pass
+    else:
+        return  # binds with the resource: the TypeError is about something else
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return
+    exc.add_note(
+        "a worker passes its resource as the first argument, fn(resource, *args, **kwargs), "
+        f"and {describe(fn)!r} takes no argument for it: write it as lambda resource: ..., "
+        "or use a SerialExecutor for functions that take none"
+    )
 
 
 def check_name(name: object) -> None:

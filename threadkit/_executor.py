@@ -1,8 +1,8 @@
 """SerialExecutor: the engine behind the :class:`concurrent.futures.Executor` interface.
 
 A thin face over :mod:`threadkit._engine`: no resource (callables run as
-``fn(*args, **kwargs)``), requests accepted from construction, and the
-standard library's words for misuse.
+``fn(*args, **kwargs)``), the thread started by the first submit (as a
+ThreadPoolExecutor's is), and the standard library's words for misuse.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import Any, ParamSpec, TypeVar
 from threadkit._engine import (
     Core,
     Face,
+    State,
     check_callable,
     check_count,
+    check_function,
     check_name,
     check_put_timeout,
     default_name,
@@ -61,11 +63,13 @@ class SerialExecutor(Face, Executor):
         thread_name_prefix: The owner thread is named ``<prefix>_0``, as
             :class:`~concurrent.futures.ThreadPoolExecutor` names its threads.
         initializer: Called as ``initializer(*initargs)`` in the owner thread
-            before the first task.  If it raises, the exception is logged (at
-            ``CRITICAL``, through the ``"concurrent.futures"`` logger, as the
-            standard library does), every pending task fails with
-            :class:`~concurrent.futures.thread.BrokenThreadPool` and so does
-            every later :meth:`submit`.
+            once the first task is queued, before it runs (never, if nothing
+            is submitted), as by ``ThreadPoolExecutor``.  If it raises, the
+            exception is logged (at ``CRITICAL``, through the
+            ``"concurrent.futures"`` logger, as the standard library does),
+            the first task and every pending one fail with
+            :class:`~concurrent.futures.thread.BrokenThreadPool`, and every
+            later :meth:`submit` raises it; the same every time.
         initargs: Arguments for *initializer*.
         name: The executor's name (default ``"SerialExecutor-N"``); the thread
             name is derived from it unless *thread_name_prefix* is given.
@@ -79,7 +83,15 @@ class SerialExecutor(Face, Executor):
             message) or more than 1.
         TypeError: An argument has the wrong type.
 
-    The thread starts at construction and waits, using no CPU, for tasks.  At
+    **Drop-in.**  It works wherever code uses the
+    :class:`~concurrent.futures.Executor` interface; code that checks for the
+    class ``ThreadPoolExecutor`` refuses it, :mod:`asyncio`'s
+    ``loop.set_default_executor()`` among them: pass the executor to
+    ``loop.run_in_executor(executor, fn, ...)`` instead.
+
+    The thread starts with the first :meth:`submit`, as a
+    ``ThreadPoolExecutor``'s does (:attr:`thread` is ``None`` until then),
+    and waits, using no CPU, for tasks.  At
     interpreter exit a live executor is drained like a
     :class:`~concurrent.futures.ThreadPoolExecutor`; one that is
     garbage-collected without :meth:`shutdown` is shut down gracefully, its
@@ -125,8 +137,15 @@ class SerialExecutor(Face, Executor):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__!r}")
         check_put_timeout(put_timeout, maxsize)
 
+        # Set once the first task is queued.  The initializer waits for it, so that the
+        # first submit() always returns a future (which fails if the initializer does) and
+        # never races the initializer's failure, as with ThreadPoolExecutor, whose thread
+        # starts only in the first submit().
+        first_queued = threading.Event()
+
         def open_() -> None:
             if initializer is not None:
+                first_queued.wait()
                 try:
                     initializer(*initargs)
                 except BaseException:
@@ -147,7 +166,10 @@ class SerialExecutor(Face, Executor):
         core.warn_if_collected = False
         self._core = core
         self._bind_mailbox(put_timeout)
-        core.start(f"{thread_name_prefix or name}_0", self)
+        self._thread_name = f"{thread_name_prefix or name}_0"
+        self._first_queued = first_queued
+        # True until the first submit() started the thread; only ever goes to False.
+        self._unstarted = True
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` and return its :class:`~concurrent.futures.Future`.
@@ -159,6 +181,39 @@ class SerialExecutor(Face, Executor):
             TypeError: *fn* is not callable.
             MailboxFull: The bounded queue stayed full past *put_timeout*.
         """
+        if self._unstarted:
+            return self._start_with(fn, args, kwargs)
+        return self._submit(fn, args, kwargs)
+
+    def _start_with(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[T]:
+        """The first submit(): start the thread, queue the task, then let the initializer run."""
+        core = self._core
+        if core.state is State.NEW:
+            check_function(fn, "submit()")
+            if interpreter_exiting():
+                raise WorkerClosed("cannot schedule new futures after interpreter shutdown")
+            try:
+                try:
+                    core.start(self._thread_name, self)
+                except RuntimeError as exc:
+                    if exc is core.start_error:
+                        raise  # no thread could be started: the executor is closed
+                    if interpreter_exiting():
+                        raise WorkerClosed(
+                            "cannot schedule new futures after interpreter shutdown"
+                        ) from None
+                    # Core.start() lets one caller through, under the core's own lock: a
+                    # racing first submit() started the thread, or shutdown() came first.
+                    # Go on as a later submit(), accepted or refused accordingly.
+                return self._submit(fn, args, kwargs)
+            finally:
+                # Whatever happened (an interrupt included), the initializer must not
+                # wait for this task forever.
+                self._unstarted = False
+                self._first_queued.set()
+        self._unstarted = False
         return self._submit(fn, args, kwargs)
 
     # The signature is the running Python's: Executor.map() takes buffersize from 3.14 on, and
@@ -246,8 +301,7 @@ class SerialExecutor(Face, Executor):
             raise TypeError("buffersize must be an integer or None")
         if buffersize is not None and buffersize < 1:
             raise ValueError("buffersize must be None or > 0")
-        if not callable(fn):
-            raise TypeError(f"map() needs a callable, got {type(fn).__name__!r}")
+        check_function(fn, "map()")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float)
         ):

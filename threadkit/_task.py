@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import inspect
 import itertools
 import logging
 import threading
@@ -45,10 +44,11 @@ from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
+from threadkit._engine import check_function
 from threadkit._errors import Cancelled, DeadlockError, GroupClosed
 from threadkit._future import run_done_callbacks
 
@@ -57,6 +57,7 @@ __all__ = ["Task", "TaskGroup", "spawn"]
 logger = logging.getLogger("threadkit")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _task_numbers = itertools.count(1)
 _group_numbers = itertools.count(1)
@@ -66,37 +67,6 @@ _CANCELLED_STATES = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _RETURNED = 0
 _FAILED = 1
 _CANCELLED = 2
-
-
-# -- the token parameter ---------------------------------------------------------
-
-# Keyed by the function (a bound method's __func__, so that the cache does not
-# keep instances alive); weak, so that it does not keep functions alive either.
-_takes_token: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
-def _accepts_token(fn: Callable[..., object]) -> bool:
-    """Whether *fn* declares a parameter ``token`` that can be passed by keyword."""
-    key: Any = getattr(fn, "__func__", fn)
-    try:
-        return _takes_token[key]
-    except KeyError:
-        pass
-    except TypeError:  # not weak-referenceable, or unhashable: not cached
-        key = None
-    try:
-        parameter = inspect.signature(fn).parameters.get("token")
-    except (TypeError, ValueError):  # no signature (some builtins)
-        accepts = False
-    else:
-        accepts = parameter is not None and parameter.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.KEYWORD_ONLY,
-        )
-    if key is not None:
-        with contextlib.suppress(TypeError):
-            _takes_token[key] = accepts
-    return accepts
 
 
 # -- unobserved failures ----------------------------------------------------------
@@ -212,8 +182,26 @@ class Task(Future[T]):
 
     @property
     def name(self) -> str:
-        """The task's name (also its thread's name)."""
+        """The task's name, also its thread's name; writable, as :attr:`threading.Thread.name` is.
+
+        Default ``"Task-N (fn's qualified name)"``.  Assigning it renames the
+        thread too; messages and reports made after that use the new name.
+        It is assigned after :func:`spawn` has returned (:func:`spawn` passes
+        every keyword to the function, ``name=`` included), so the task may
+        already be running under its default name.
+
+        Raises:
+            TypeError: Set to something that is not a string.
+        """
         return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__!r}")
+        # Both are plain attribute stores (atomic); a reader sees the old or the new name.
+        self._name = name
+        self.thread.name = name
 
     @property
     def thread(self) -> threading.Thread:
@@ -327,13 +315,21 @@ class Task(Future[T]):
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the task's thread to exit, like :meth:`threading.Thread.join`.
 
-        Does not retrieve the outcome (see *No failure is lost* above).
+        Prefer :meth:`result`, which waits too and then returns the value or
+        raises the failure.  ``join()`` tells only that the thread has ended,
+        not how: it returns True for a task that failed or was cancelled as
+        for one that succeeded, and it does not retrieve a failure, which is
+        then still logged if nobody retrieves it (see *No failure is lost*
+        above).  Use it where the outcome is someone else's business (the
+        task's group raises it), or after :meth:`cancel` to wait for a task
+        that may ignore its token.
 
         Args:
             timeout: Seconds to wait at most; ``None`` waits as long as it takes.
 
         Returns:
-            True if the thread has exited, False if the timeout expired first.
+            True if the thread has exited (whatever the outcome), False if the
+            timeout expired first.
 
         Raises:
             DeadlockError: Called from the task's own thread.
@@ -553,7 +549,7 @@ def _run(
     task._started = True
     token = task._token
     group = task._group
-    _waits.register_owner(f"task {task._name!r}")
+    _waits.register_owner(_TaskLabel(task))
     try:
         with _bind_token(token):
             kind, value = _call(token, fn, args, kwargs)
@@ -598,6 +594,18 @@ def _run(
         del source, error
 
 
+class _TaskLabel:
+    """A task's name in cycle reports, read when a report is made (the task may be renamed)."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task[Any]) -> None:
+        self._task = task
+
+    def __str__(self) -> str:
+        return f"task {self._task._name!r}"
+
+
 def _settle(task: Task[Any], kind: int, value: Any) -> None:
     """Give the task's future its outcome; its done-callbacks run here, in this thread."""
     if kind == _RETURNED:
@@ -621,22 +629,13 @@ def _start(
     fn: Callable[..., T],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    name: str | None,
-    daemon: bool | None,
 ) -> Task[T]:
-    if not callable(fn):
-        raise TypeError(f"spawn() needs a callable, got {type(fn).__name__!r}")
-    if name is None:
-        qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
-        name = f"Task-{next(_task_numbers)} ({qualname})"
-    elif not isinstance(name, str):
-        raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
-    if daemon is not None and not isinstance(daemon, bool):
-        raise TypeError(f"daemon must be a bool or None, got {type(daemon).__name__!r}")
+    check_function(fn, "spawn()")
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
+    name = f"Task-{next(_task_numbers)} ({qualname})"
+    # None inherits from the spawning thread, as threading.Thread does.
+    daemon = None if group is None else group._daemon
     token = CancelToken() if group is None else CancelToken(parent=group._token)
-    if "token" not in kwargs and _accepts_token(fn):
-        kwargs["token"] = token
     task: Task[T] = Task(name, token, group)
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
@@ -664,14 +663,7 @@ def _start(
     return task
 
 
-def spawn(
-    fn: Callable[..., T],
-    /,
-    *args: Any,
-    name: str | None = None,
-    daemon: bool | None = None,
-    **kwargs: Any,
-) -> Task[T]:
+def spawn(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
     """Run ``fn(*args, **kwargs)`` in a new thread and return its :class:`Task` at once.
 
     The task is on its own: its token is a new root :class:`CancelToken`
@@ -679,34 +671,35 @@ def spawn(
     nothing waits for it but you.  Use a :class:`TaskGroup` for tasks that
     must end before your code goes on.
 
-    If *fn* declares a parameter named ``token`` (that can be passed by
-    keyword), it receives the task's :class:`CancelToken` as ``token=...``,
-    unless you pass ``token`` yourself.  Give it a default (``token:
-    CancelToken | None = None``) so that type checkers accept the call.
-    Otherwise :func:`current_token` returns it inside the task.
+    Inside the task, :func:`current_token` returns the task's token; a
+    parameter of *fn* named ``token`` is passed only what you pass, like any
+    other.
+
+    Everything after *fn*, keywords included, is passed to it: ``spawn``
+    takes no options of its own (see :ref:`the function rule
+    <the-function-rule>`).  The task's name is ``"Task-N (fn's qualified
+    name)"``; assign :attr:`Task.name` to rename it.  Its thread is a daemon
+    thread if the spawning thread is one, as :class:`threading.Thread`
+    decides; a non-daemon task keeps the interpreter alive until it ends.
+    Tasks of a :class:`TaskGroup` take the group's *daemon* instead.
 
     Args:
-        fn: The function.  Everything after it, keywords included, is passed
-            to it, except *name* and *daemon*.
-        name: The task's name, also its thread's.  Default ``"Task-N (fn's
-            qualified name)"``.
-        daemon: Whether the thread is a daemon thread; ``None`` (the
-            default) inherits it from the calling thread, as
-            :class:`threading.Thread` does.  A non-daemon task keeps the
-            interpreter alive until it ends.
+        fn: The function.
+        *args: Passed to *fn*.
+        **kwargs: Passed to *fn*.
 
     Returns:
         The :class:`Task`.
 
     Raises:
-        TypeError: *fn* is not callable, *name* is not a string, or *daemon*
-            not a bool.
+        TypeError: *fn* is not callable, or is a coroutine function (or a
+            coroutine), which no thread can run.
         RuntimeError: The thread could not be started (for instance at
             interpreter shutdown).
 
     .. versionadded:: 0.1
     """
-    return _start(None, fn, args, kwargs, name=name, daemon=daemon)
+    return _start(None, fn, args, kwargs)
 
 
 # -- TaskGroup ----------------------------------------------------------------
@@ -794,9 +787,15 @@ class TaskGroup:
         timeout: Seconds from entering the block after which the group is
             cancelled and :class:`TimeoutError` raised; ``None`` (the
             default) for no limit.
+        daemon: Whether the tasks' threads are daemon threads; ``None`` (the
+            default) inherits it from the thread that spawns each task, as
+            :class:`threading.Thread` does.  Daemon tasks matter only to a
+            group abandoned by a second Ctrl-C: they do not hold up
+            interpreter exit.
 
     Raises:
-        TypeError: *name* is not a string, or *timeout* is not a number.
+        TypeError: *name* is not a string, *timeout* is not a number, or
+            *daemon* is not a bool.
         ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
 
     Thread safety: :meth:`spawn`, :meth:`cancel` and the properties may be
@@ -806,12 +805,17 @@ class TaskGroup:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str | None = None, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, *, name: str | None = None, timeout: float | None = None, daemon: bool | None = None
+    ) -> None:
         if name is None:
             name = f"TaskGroup-{next(_group_numbers)}"
         elif not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
         _check_timeout(timeout)
+        if daemon is not None and not isinstance(daemon, bool):
+            raise TypeError(f"daemon must be a bool or None, got {type(daemon).__name__!r}")
+        self._daemon = daemon
         self._name = name
         self._timeout = timeout
         self._parent = current_token()
@@ -848,16 +852,12 @@ class TaskGroup:
         """
         return self._token.cancel(reason)
 
-    def spawn(
-        self,
-        fn: Callable[..., T],
-        /,
-        *args: Any,
-        name: str | None = None,
-        daemon: bool | None = None,
-        **kwargs: Any,
-    ) -> Task[T]:
+    def spawn(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Task[T]:
         """Start ``fn(*args, **kwargs)`` as a task of this group; see :func:`spawn`.
+
+        Everything after *fn*, keywords included, is passed to it (see
+        :ref:`the function rule <the-function-rule>`); the task's thread is
+        a daemon thread if the group's *daemon* says so.
 
         The task's token is a child of the group's token.  If the group is
         already cancelled the task is cancelled at once, and *fn* never runs.
@@ -868,7 +868,7 @@ class TaskGroup:
             TypeError: As for :func:`spawn`.
             RuntimeError: As for :func:`spawn`.
         """
-        return _start(self, fn, args, kwargs, name=name, daemon=daemon)
+        return _start(self, fn, args, kwargs)
 
     # -- bookkeeping, called by the tasks --
 

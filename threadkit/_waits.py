@@ -42,10 +42,11 @@ Settled = Callable[[], bool]
 # wait is satisfied already).  Each thread writes only its own key.
 _waiting: dict[int, tuple[int, Settled | None]] = {}
 # thread ident -> "worker 'db'" / "task 'zip'", for the threads that own one.
-_labels: dict[int, str] = {}
+# A label is turned into text when a report is made: a task's may follow a rename.
+_labels: dict[int, object] = {}
 
 
-def register_owner(label: str) -> None:
+def register_owner(label: object) -> None:
     """Name the calling thread in cycle reports (an owner or task thread)."""
     _labels[threading.get_ident()] = label
 
@@ -57,7 +58,7 @@ def forget_owner() -> None:
 def describe(ident: int) -> str:
     label = _labels.get(ident)
     if label is not None:
-        return label
+        return str(label)
     for thread in threading.enumerate():
         if thread.ident == ident:
             return f"thread {thread.name!r}"
@@ -123,7 +124,7 @@ def snapshot() -> dict[int, int]:
 
 def labels() -> dict[int, str]:
     """Thread ident -> its role ("worker 'db'"), a copy taken without locks."""
-    return _labels.copy()
+    return {ident: str(label) for ident, label in _labels.copy().items()}
 
 
 def forget_all() -> None:

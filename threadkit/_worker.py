@@ -8,10 +8,11 @@ the subclass form, ``call`` / ``post`` and the asyncio methods.
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import inspect
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from threadkit._engine import (
     NO_KWARGS,
@@ -20,12 +21,37 @@ from threadkit._engine import (
     Face,
     check_callable,
     check_count,
+    check_function,
     check_name,
     check_put_timeout,
     default_name,
 )
 
+if TYPE_CHECKING:
+    # Imported where used: `import threadkit` must not pay for asyncio (tens of
+    # milliseconds) in the programs that never use it.
+    import asyncio
+
 __all__ = ["ResourceWorker"]
+
+
+def _passed_the_resource(factory: object, error: BaseException) -> bool:
+    """Whether a failed factory looks like the resource itself, passed by mistake.
+
+    It does when it is an object rather than something that makes objects (a
+    function, a method, a class, a partial), and its call failed at the call
+    itself: no frame of its own in the traceback, which begins in the frame
+    that called it.  A ``sqlite3.Connection`` is callable, and called in the
+    owner thread it raises ``ProgrammingError`` about threads at once.
+    """
+    if isinstance(factory, type | functools.partial) or inspect.isroutine(factory):
+        return False
+    traceback = error.__traceback__
+    return isinstance(error, Exception) and traceback is not None and traceback.tb_next is None
+
+
+# What the hooks were called before they were named on_*.
+_OLD_HOOK_NAMES = ("open", "close", "begin_batch", "end_batch")
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -44,10 +70,13 @@ class ResourceWorker(Face, Generic[R]):
 
     Args:
         factory: Called with no arguments in the owner thread by :meth:`start`;
-            returns the resource.  May be omitted by a subclass that overrides
-            :meth:`open`.
+            returns the resource.  Pass the function that makes the resource
+            (``lambda: sqlite3.connect(path)``), not the resource: made in
+            the calling thread, it would belong to the wrong thread.  May be
+            omitted by a subclass that overrides :meth:`on_open`.
         close: Called as ``close(resource)`` in the owner thread after the last
-            request, exactly once.  A subclass may override :meth:`close` instead.
+            request, exactly once.  A subclass may override :meth:`on_close`
+            instead.
         name: The worker's name, also the owner thread's name.  Default
             ``"ResourceWorker-N"``.
         maxsize: Bound of the mailbox.  ``0`` (the default) is unbounded; with
@@ -73,10 +102,10 @@ class ResourceWorker(Face, Generic[R]):
             own batch.  A batch never waits for requests that are not queued
             yet: an idle worker runs (and commits) what it has at once.
         begin_batch: Called as ``begin_batch(resource)`` in the owner thread
-            before the first request of each batch; see :meth:`begin_batch`.
+            before the first request of each batch; see :meth:`on_begin_batch`.
         end_batch: Called as ``end_batch(resource)`` after the last request of
             each batch, before any of their futures resolve; see
-            :meth:`end_batch`.
+            :meth:`on_end_batch`.
 
     Raises:
         TypeError: *factory*, *close*, *error_hook*, *begin_batch* or
@@ -116,8 +145,9 @@ class ResourceWorker(Face, Generic[R]):
        as :class:`~concurrent.futures.ThreadPoolExecutor` does: its queued
        requests run, then *close*.  A worker that is garbage-collected without
        :meth:`shutdown` is shut down the same way and a :class:`ResourceWarning`
-       is emitted.  (A subclass that overrides :meth:`open` or :meth:`close` is
-       referenced by its own thread, so it lives until shutdown or exit.)
+       is emitted.  (A subclass that overrides :meth:`on_open` or
+       :meth:`on_close` is referenced by its own thread, so it lives until
+       shutdown or exit.)
     7. *Backpressure.*  See *maxsize* and *put_timeout*.
     8. *fork().*  In a child process made by :func:`os.fork`, an inherited
        worker has no owner thread: its requests raise :class:`WorkerClosed`
@@ -173,17 +203,30 @@ class ResourceWorker(Face, Generic[R]):
             if value is not None:
                 check_callable(value, what)
 
+        # A subclass written for the hooks' old names would have them ignored.
+        for old in _OLD_HOOK_NAMES:
+            if getattr(type(self), old, None) is not None:
+                raise TypeError(
+                    f"{type(self).__qualname__} defines {old}(), which is not a hook: "
+                    f"override on_{old}() (the hooks are on_open, on_close, on_begin_batch "
+                    "and on_end_batch)"
+                )
+
         # The subclass form: an overridden hook is used as a bound method (so
         # the owner thread then holds the face, see guarantee 6); otherwise the
         # plain callable is used and the thread holds no reference to us.
         def hook(method: str, given: Any) -> Any:
             overridden = getattr(type(self), method) is not getattr(ResourceWorker, method)
-            return getattr(self, method) if overridden else given
+            if not overridden:
+                return given
+            bound = getattr(self, method)
+            check_callable(bound, f"the {method}() hook")  # an async def would never run
+            return bound
 
-        open_ = hook("open", factory)
+        open_ = hook("on_open", factory)
         if open_ is None:
             raise TypeError(
-                "ResourceWorker() needs a factory callable (or a subclass overriding open())"
+                "ResourceWorker() needs a factory callable (or a subclass overriding on_open())"
             )
         check_callable(open_, "factory")
         self._factory = factory
@@ -191,56 +234,66 @@ class ResourceWorker(Face, Generic[R]):
         self._core: Core[R] = Core(
             name,
             open_,
-            close=hook("close", close),
+            close=hook("on_close", close),
             error_hook=error_hook,
             maxsize=maxsize,
-            begin_batch=hook("begin_batch", begin_batch),
-            end_batch=hook("end_batch", end_batch),
+            begin_batch=hook("on_begin_batch", begin_batch),
+            end_batch=hook("on_end_batch", end_batch),
             max_batch=max_batch,
         )
         self._bind_mailbox(put_timeout)
 
     # -- hooks for the subclass form -------------------------------------------
 
-    def open(self) -> R:
-        """Create the resource.  Runs in the owner thread, once, during :meth:`start`.
+    # Hooks are named on_*, so that none can be taken for a lifecycle method:
+    # start() and shutdown() are what callers call; the worker calls these.
 
-        The default calls the *factory*.  A subclass may override it instead of
-        passing a factory, as one overrides :meth:`threading.Thread.run`.  If it
-        raises, the worker never accepts a request and :meth:`start` re-raises
-        the exception.
+    def on_open(self) -> R:
+        """Hook: create the resource.  Called by the worker, never by you.
+
+        *When:* once, during :meth:`start`, before any request runs.  *Thread:*
+        the owner thread.  The default calls the *factory*; a subclass may
+        override it instead of passing a factory, as one overrides
+        :meth:`threading.Thread.run`.  *If it raises:* the worker never
+        accepts a request, no close hook runs (there is no resource), and
+        :meth:`start` re-raises the exception.
         """
         assert self._factory is not None
         return self._factory()
 
-    def close(self, resource: R) -> None:
-        """Release the resource.  Runs in the owner thread, once, after the last request.
+    def on_close(self, resource: R) -> None:
+        """Hook: release the resource.  Called by the worker, never by you.
 
-        The default calls the *close* callable, if one was given.  A subclass
-        may override it.  If it raises, the exception goes to the callers of
-        ``shutdown(wait=True)``, or to the error hook if none waits; the owner
-        thread exits either way.
+        *When:* once, after the last request, during :meth:`shutdown` (or at
+        interpreter exit).  *Thread:* the owner thread.  The default calls the
+        *close* callable, if one was given; a subclass may override it.  *If it
+        raises:* the exception goes to the callers of ``shutdown(wait=True)``,
+        or to the error hook if none waits; the owner thread exits either way.
         """
         if self._close is not None:
             self._close(resource)
 
-    def begin_batch(self, resource: R) -> None:
-        """Begin a batch (for SQLite: ``BEGIN``).  Runs in the owner thread.
+    def on_begin_batch(self, resource: R) -> None:
+        """Hook: begin a batch (for SQLite: ``BEGIN``).  Called by the worker, never by you.
 
-        Called before the first request of each batch when group commit is on
-        (a *begin_batch* or *end_batch* was given, or a subclass overrides one
-        of these methods).  If it raises, no request of the batch runs: each
-        fails with :class:`BatchError` chained to the exception.
+        *When:* before the first request of each batch, when group commit is
+        on (a *begin_batch* or *end_batch* was given, or a subclass overrides
+        one of these hooks).  *Thread:* the owner thread.  The default does
+        nothing, or calls *begin_batch*.  *If it raises:* no request of the
+        batch runs: each fails with :class:`BatchError` chained to the
+        exception, and the worker goes on with the next batch.
         """
 
-    def end_batch(self, resource: R) -> None:
-        """End a batch (for SQLite: ``COMMIT``).  Runs in the owner thread.
+    def on_end_batch(self, resource: R) -> None:
+        """Hook: end a batch (for SQLite: ``COMMIT``).  Called by the worker, never by you.
 
-        Called after the last request of each batch; only when it has returned
-        are the batch's futures resolved, so "done" means "committed".  If it
-        raises, every request of the batch that succeeded fails with
-        :class:`BatchError` chained to the exception (requests that raised keep
-        their own exception), and the worker goes on with the next batch.
+        *When:* after the last request of each batch; only when it has
+        returned are the batch's futures resolved, so "done" means
+        "committed".  *Thread:* the owner thread.  The default does nothing,
+        or calls *end_batch*.  *If it raises:* every request of the batch that
+        succeeded fails with :class:`BatchError` chained to the exception
+        (requests that raised keep their own exception), and the worker goes
+        on with the next batch.
         """
 
     # -- lifecycle ---------------------------------------------------------------
@@ -263,6 +316,13 @@ class ResourceWorker(Face, Generic[R]):
         if core.start_error is not None:
             assert core.thread is not None
             core.thread.join()
+            if core.open is self._factory and _passed_the_resource(core.open, core.start_error):
+                raise TypeError(
+                    f"the factory of worker {core.name!r} is a {type(core.open).__name__!r} "
+                    "object, whose call failed: pass a function that makes the resource, such "
+                    "as lambda: sqlite3.connect(path), not the resource itself; the factory is "
+                    "called in the owner thread, so that the resource belongs to it"
+                ) from core.start_error
             try:
                 raise core.start_error
             finally:
@@ -338,8 +398,7 @@ class ResourceWorker(Face, Generic[R]):
         core = self._core
         if not core.accepting:
             raise core.refuse("post to")
-        if not callable(fn):
-            raise TypeError(f"post() needs a callable, got {type(fn).__name__!r}")
+        check_function(fn, "post()")
         # Core.put_accepted(), inlined: post() is the path where a call shows
         # ("post() fire-and-forget" in nox -s bench), and a post() has no
         # handle for cancel_futures to cancel by, so only the reclaim is left.
@@ -365,6 +424,9 @@ class ResourceWorker(Face, Generic[R]):
             RuntimeError: No event loop runs in this thread.
             TypeError, WorkerClosed, MailboxFull, DeadlockError: As :meth:`submit`.
         """
+        import asyncio  # noqa: PLC0415  # lazily: see the import at the top
+
+        check_function(fn, "asubmit()")
         loop = asyncio.get_running_loop()
         return asyncio.wrap_future(self._submit(fn, args, kwargs), loop=loop)
 
@@ -384,6 +446,9 @@ class ResourceWorker(Face, Generic[R]):
             BatchError: With group commit, the request's batch failed.
             BaseException: Whatever *fn* raised.
         """
+        import asyncio  # noqa: PLC0415  # lazily: see the import at the top
+
+        check_function(fn, "acall()")
         loop = asyncio.get_running_loop()
         future = self._submit(fn, args, kwargs)
         try:

@@ -31,16 +31,20 @@ def typed_usage() -> None:
         del fut, n, s
 
 
-def zip_one(src: str, dst: str, *, token: threadkit.CancelToken | None = None) -> str:
+def zip_one(src: str, dst: str, *, name: str = "") -> str:
     return dst
 
 
 def typed_tasks() -> None:
+    # Everything after the function is the function's: name= goes to zip_one.
     task: threadkit.Task[str] = threadkit.spawn(zip_one, "a", "b", name="zip")
+    task.name = "zipper"
+    threadkit.spawn(zip_one, "a", 3)  # type: ignore[arg-type]
+    threadkit.spawn(zip_one, "a", "b", daemon=True)  # type: ignore[call-arg]
     s: str = task.result()
     fut: Future[str] = task
-    with threadkit.TaskGroup(timeout=5) as group:
-        t2 = group.spawn(zip_one, "a", "b", daemon=True)
+    with threadkit.TaskGroup(name="zips", timeout=5, daemon=True) as group:
+        t2 = group.spawn(zip_one, "a", "b")
     n: int = t2.result()  # type: ignore[assignment]
     token = threadkit.current_token()
     child: threadkit.CancelToken = token.child()

@@ -49,6 +49,29 @@ def no_thread_left_behind() -> Iterator[None]:
     assert not still, f"threads left running: {still}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ray_first(request: pytest.FixtureRequest) -> None:
+    """Start Ray before the first test that needs it (marked ``ray``) counts threads."""
+    if any(item.get_closest_marker("ray") for item in request.session.items):
+        request.getfixturevalue("ray_cluster")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One embedded Ray for the whole run (starting it costs seconds), warmed up.
+
+    The warm-up makes Ray start the threads it keeps in this process (the one
+    that completes its futures among them) before any test counts threads.
+    """
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'threadkit[ray]')")
+    from threadkit.ray import RayWorker  # noqa: PLC0415  # only where Ray is
+
+    with RayWorker(object, name="warm-up") as w:
+        w.submit(id).result(WAIT)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def no_automatic_gc() -> Iterator[None]:
     """Collect only where the test says so (the face is freed by the cycle collector)."""

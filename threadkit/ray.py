@@ -364,6 +364,7 @@ class RayWorker(Generic[R]):
         # Serialises cancels, so that of two racing cancels of one future the
         # loser sees it cancelled rather than "already started".
         self._cancel_lock = threading.Lock()
+        self._start_failed = False
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -412,6 +413,7 @@ class RayWorker(Generic[R]):
             ray.kill(actor)
             with self._lock:
                 self._state = "stopped"
+                self._start_failed = True
             self._stopped.set()
             _reraise(outcome)
         self._actor = actor
@@ -512,8 +514,14 @@ class RayWorker(Generic[R]):
                 )
 
     def _refusal(self, what: str) -> WorkerClosed:
-        if self._state == "created":
-            return WorkerClosed(f"cannot {what} worker {self._name!r} before start()")
+        # The in-process worker's words (threadkit._engine._worker_refusal).
+        if self._state in ("created", "starting"):
+            return WorkerClosed(
+                f"cannot {what} worker {self._name!r} before start(); "
+                "call start() or use the worker in a with block"
+            )
+        if self._start_failed:
+            return WorkerClosed(f"cannot {what} worker {self._name!r}: its factory failed")
         return WorkerClosed(f"cannot {what} worker {self._name!r} after shutdown")
 
     def _send(

@@ -33,7 +33,6 @@ How it works, and why each piece is there:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import itertools
@@ -56,6 +55,7 @@ from threadkit._engine import (
 from threadkit._errors import DeadlockError, MailboxFull, WorkerClosed
 
 if TYPE_CHECKING:
+    import asyncio
     from types import ModuleType
 
 __all__ = ["ActorDied", "RayWorker"]
@@ -181,7 +181,9 @@ def _connect(address: str | None) -> Any:
     ray = _ray()
     with _ray_lock:
         if not ray.is_initialized():
-            quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+            # Quiet: the actors' output and Ray's start-up notices stay in Ray's
+            # log files (/tmp/ray/session_latest/logs), not on this terminal.
+            quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
             if address is None and not os.environ.get("RAY_ADDRESS"):
                 # Embedded: a private local Ray, stopped at exit by Ray's own
                 # atexit hook.  The actors ask for no CPU, so num_cpus bounds
@@ -594,6 +596,8 @@ class RayWorker(Generic[R]):
             RuntimeError: No event loop runs in this thread.
             TypeError, WorkerClosed, MailboxFull, DeadlockError: As :meth:`submit`.
         """
+        import asyncio  # noqa: PLC0415  # only asyncio callers pay for importing it
+
         loop = asyncio.get_running_loop()
         return asyncio.wrap_future(self.submit(fn, *args, **kwargs), loop=loop)
 
@@ -609,6 +613,8 @@ class RayWorker(Generic[R]):
             TypeError, WorkerClosed, MailboxFull, DeadlockError: As :meth:`submit`.
             BaseException: Whatever *fn* raised, with its original type.
         """
+        import asyncio  # noqa: PLC0415  # only asyncio callers pay for importing it
+
         future = self.submit(fn, *args, **kwargs)
         try:
             return await asyncio.wrap_future(future)

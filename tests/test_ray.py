@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import os
 import pickle
+import re
+import runpy
 import sqlite3
 import subprocess
 import sys
@@ -475,3 +477,29 @@ def test_a_worker_left_running_at_exit_runs_its_queued_requests_then_close(
     )
     assert result.returncode == 0, result.stderr
     assert out.read_text() == "0,1,2"
+
+
+# -- the docs ----------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@needs_ray
+def test_the_how_to_example_runs_and_prints_what_the_page_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runpy.run_path(str(DOCS / "examples" / "ray_counter.py"), run_name="__main__")
+    assert capsys.readouterr().out == "101\n"
+    assert "``101``" in (DOCS / "howto" / "ray.rst").read_text(encoding="utf-8")
+
+
+def test_the_reference_documents_every_public_name_and_method_of_threadkit_ray() -> None:
+    from threadkit import ray as tk_ray  # noqa: PLC0415
+
+    text = (DOCS / "reference" / "ray.rst").read_text(encoding="utf-8")
+    for name in tk_ray.__all__:
+        assert re.search(rf"^\.\. auto\w+:: threadkit\.ray\.{name}$", text, re.MULTILINE), name
+    members = re.search(r"autoclass:: threadkit\.ray\.RayWorker\n\s+:members: (.*)\n", text)
+    assert members is not None
+    public = {n for n in vars(tk_ray.RayWorker) if not n.startswith("_")}
+    assert public == set(members.group(1).replace(",", " ").split())

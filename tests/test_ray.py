@@ -315,6 +315,37 @@ def test_a_failing_factory_is_reraised_by_start_and_the_worker_refuses_requests(
 
 
 @needs_ray
+def test_a_shutdown_during_start_waits_for_it_then_closes_the_resource() -> None:
+    from threadkit.ray import RayWorker  # noqa: PLC0415
+
+    entered, gate, log = RemoteEvent(), RemoteEvent(), RemoteList()
+
+    def factory() -> list[int]:
+        entered.set()
+        gate.wait(WAIT)
+        return []
+
+    w = RayWorker(factory, close=lambda _r: log.append("closed"), name="slow")
+    starter = threading.Thread(target=w.start)
+    starter.start()
+    assert entered.wait(WAIT)
+    w.shutdown(wait=False)  # begins the shutdown, so the refusal below is certain
+    shut: Future[None] = Future()
+    stopper = threading.Thread(target=lambda: shut.set_result(w.shutdown(wait=True)))
+    stopper.start()
+    with pytest.raises(
+        threadkit.WorkerClosed, match=r"^cannot submit to worker 'slow' after shutdown$"
+    ):
+        w.submit(len)
+    gate.set()
+    assert shut.result(WAIT) is None
+    starter.join(WAIT)
+    stopper.join(WAIT)
+    assert log.snapshot() == ["closed"]
+    assert repr(w) == "<RayWorker 'slow' stopped, 0 pending>"
+
+
+@needs_ray
 def test_requests_after_shutdown_are_refused(worker: Any) -> None:
     worker.shutdown()
     for method, what in ((worker.submit, "submit to"), (worker.post, "post to")):

@@ -403,20 +403,21 @@ class RayWorker(Generic[R]):
             if self._state != "created":
                 raise RuntimeError(f"worker {self._name!r} can only be started once")
             self._state = "starting"
-        cls = _connect(self._address)
         options = {"num_cpus": 0, **self._actor_options}
-        actor = cls.options(**options).remote(self._name, self._factory, self._close)
-        ray = _ray()
         try:
-            outcome = ray.get(actor.open.remote())
-        except ray.exceptions.RayActorError as exc:
-            outcome = (_RAISED, _died(self._name, exc), "")
+            cls = _connect(self._address)
+            ray = _ray()
+            actor = cls.options(**options).remote(self._name, self._factory, self._close)
+            try:
+                outcome = ray.get(actor.open.remote())
+            except ray.exceptions.RayActorError as exc:
+                outcome = (_RAISED, _died(self._name, exc), "")
+        except BaseException:  # re-raised: a shutdown() waiting for the start must not hang
+            self._abandon(failed=False)
+            raise
         if outcome[0] != _OK:
             ray.kill(actor)
-            with self._lock:
-                self._state = "stopped"
-                self._start_failed = True
-            self._stopped.set()
+            self._abandon(failed=True)
             _reraise(outcome)
         self._actor = actor
         self._delivery = threading.Thread(
@@ -424,9 +425,19 @@ class RayWorker(Generic[R]):
         )
         self._delivery.start()
         with self._lock:
-            self._state = "running"
-        _workers.add(self)
+            if self._state == "starting":
+                self._state = "running"
+            else:  # shutdown() came during the start and left the stop to us
+                self._issue(-1, actor.stop, None, "stop")
+        with _ray_lock:
+            _workers.add(self)
         return self
+
+    def _abandon(self, *, failed: bool) -> None:
+        with self._lock:
+            self._state = "stopped"
+            self._start_failed = failed
+        self._stopped.set()
 
     def __enter__(self) -> RayWorker[R]:
         return self.start()
@@ -453,7 +464,10 @@ class RayWorker(Generic[R]):
                 self._state = "stopped"
                 self._stopped.set()
                 return
-            if self._state == "running":
+            if self._state == "starting":
+                # No actor to send the stop to yet: start() sends it when it has one.
+                self._state = "stopping"
+            elif self._state == "running":
                 self._state = "stopping"
                 self._issue(-1, self._actor.stop, None, "stop")
             seqs = [s for s in self._pending if s > 0] if cancel_futures else []

@@ -433,5 +433,8 @@ FACES: dict[str, Callable[..., Any]] = {
     "ResourceWorker": WorkerFace,
     "SerialExecutor": SerialExecutorFace,
 }
+# The faces whose requests run in this process, on the test's own objects: the
+# ones the stdlib oracle can compare on generated programs (tests/test_oracle_executor.py).
+IN_PROCESS_FACES: dict[str, Callable[..., Any]] = dict(FACES)
 if RAY:
     FACES["RayWorker"] = RayWorkerFace

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import threadkit
 
 from .conftest import WAIT
-from .faces import FACES
+from .faces import FACES, IN_PROCESS_FACES
 
 Face = Callable[..., Any]
 
@@ -186,8 +186,8 @@ def test_every_accepted_request_runs_once_or_is_cancelled_under_a_concurrent_shu
     producers: int, per_producer: int, shutdown_after: int
 ) -> None:
     # The faces in this process only: a Ray actor per example would take minutes.
-    for name in sorted(name for name in FACES if FACES[name].same_process):
-        ex = FACES[name]()
+    for name in sorted(IN_PROCESS_FACES):
+        ex = IN_PROCESS_FACES[name]()
         try:
             _race_shutdown(
                 ex, per_producer, producers, min(shutdown_after, producers * per_producer)

@@ -295,16 +295,21 @@ def test_a_close_error_is_raised_by_the_first_waiting_shutdown_only() -> None:
 def test_a_close_error_with_nobody_waiting_goes_to_the_error_hook() -> None:
     from threadkit.ray import RayWorker  # noqa: PLC0415
 
-    hooked: Future[BaseException] = Future()
+    hooked: Future[tuple[BaseException, str]] = Future()
 
     def close(_r: object) -> None:
         raise OSError("close failed")
 
-    w = RayWorker(object, close=close, error_hook=hooked.set_result).start()
+    def hook(exc: BaseException) -> None:
+        # A hook may look at its worker (it runs outside the worker's lock).
+        hooked.set_result((exc, repr(w)))
+
+    w = RayWorker(object, close=close, error_hook=hook, name="c").start()
     w.shutdown(wait=False)
-    exc = hooked.result(WAIT)
+    exc, seen = hooked.result(WAIT)
     assert type(exc) is OSError
-    assert exc.__notes__[-1] == f"(raised by close in threadkit RayWorker {w.name!r})"
+    assert exc.__notes__[-1] == "(raised by close in threadkit RayWorker 'c')"
+    assert seen == "<RayWorker 'c' stopped, 0 pending>"
     w.shutdown(wait=True)  # delivered once already
 
 

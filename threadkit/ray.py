@@ -692,22 +692,21 @@ class RayWorker(Generic[R]):
                 self._settle(fut, what, outcome)
                 # Drop the request's outcome before waiting again (it may hold the resource's data).
                 fut = outcome = answer = error = None  # noqa: PLW2901
+            batch = []  # holds the outcomes (and the futures' values) otherwise
             if self._stop_outcome is not None and not self._pending:
                 break
         with contextlib.suppress(ray.exceptions.RayError):  # gone already: nothing to end
             ray.kill(self._actor)
         outcome = self._stop_outcome
         assert outcome is not None
+        error = None if outcome[0] == _OK else _exception(outcome)
         with self._lock:
             self._state = "stopped"
-            if outcome[0] != _OK:
-                error = _exception(outcome)
-                if self._waiting:
-                    self._close_error = error
-                else:
-                    self._report(error, "close")
-                error = None
+            if self._waiting:  # they raise it; else the hook reports it, outside our lock
+                self._close_error, error = error, None
             self._stopped.set()
+        if error is not None:
+            self._report(error, "close")
 
     def _settle(self, fut: _RayFuture | None, what: str, outcome: tuple[Any, ...]) -> None:
         kind = outcome[0]

@@ -72,6 +72,36 @@ def tests_dev(session: nox.Session) -> None:
     )
 
 
+# The Pythons Ray ships wheels for (checked with ``pip download --only-binary=:all: ray``
+# against Ray 2.60: 3.11, 3.12 and 3.13; none yet for 3.14 or 3.15).
+RAY_PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+@nox.session(python=RAY_PYTHONS)
+def ray(session: nox.Session) -> None:
+    """RayWorker's tests and the contract suite with the Ray face, plainly and under -X dev.
+
+    Not a default session: Ray is a 285 MB install per Python and starts a
+    local cluster (seconds), which ``python -m nox`` should not cost every
+    developer; CI runs it explicitly.  ``THREADKIT_REQUIRE_RAY=1`` turns a
+    missing Ray into an error, so that this session cannot pass by skipping.
+    """
+    session.install(".[ray]", *group("tests"))
+    args = session.posargs or ["tests/test_ray.py", "tests/test_contract.py"]
+    session.run("python", "-m", "pytest", *args, env={"THREADKIT_REQUIRE_RAY": "1"})
+    session.run(
+        "python",
+        "-X",
+        "dev",
+        "-W",
+        "error",
+        "-m",
+        "pytest",
+        *args,
+        env={"THREADKIT_REQUIRE_RAY": "1", "THREADKIT_SWITCH_INTERVAL": "1e-6"},
+    )
+
+
 @nox.session(python=PYTHONS[0])
 def soak(session: nox.Session) -> None:
     """The soak test at full size: 1.5 million requests pushed per run (over a million

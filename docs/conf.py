@@ -79,6 +79,7 @@ intersphinx_mapping = {"python": ("https://docs.python.org/3", _inventory)}
 # inventory documents (type variables, private helpers).
 nitpick_ignore_regex = [
     (r"py:.*", r"(threadkit\._.*|~?R|~?T|~?P|typing\.~P|P\.args|P\.kwargs|ErrorHook)"),
+    (r"py:.*", r"threadkit\.ray\.(R|T|P|ErrorHook)"),  # the same, in the public threadkit.ray
 ]
 
 

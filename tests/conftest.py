@@ -8,6 +8,7 @@ far more often than they do by default and races show up as failures.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
 import signal
 import subprocess
@@ -47,6 +48,33 @@ def no_thread_left_behind() -> Iterator[None]:
         t.join(WAIT)
     still = [t.name for t in leftover if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_first(request: pytest.FixtureRequest) -> None:
+    """Start Ray before the first test that needs it (marked ``ray``) counts threads.
+
+    Without Ray, those tests skip themselves; skipping here would skip them all.
+    """
+    wanted = any(item.get_closest_marker("ray") for item in request.session.items)
+    if wanted and importlib.util.find_spec("ray") is not None:
+        request.getfixturevalue("ray_cluster")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One embedded Ray for the whole run (starting it costs seconds), warmed up.
+
+    The warm-up makes Ray start the threads it keeps in this process (the one
+    that completes its futures among them) before any test counts threads.
+    """
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'threadkit[ray]')")
+    from threadkit.ray import RayWorker  # noqa: PLC0415  # only where Ray is
+
+    with RayWorker(object, name="warm-up") as w:
+        w.submit(id).result(WAIT)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture

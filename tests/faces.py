@@ -4,8 +4,18 @@ Every face wraps one object that promises the executor contract (``submit``
 returning a :class:`concurrent.futures.Future`, ``map``, ``shutdown(wait,
 cancel_futures)``) plus what the tests need to observe it: the owner thread,
 the cancel token (``None`` where the face has none) and the errors it routed
-to its error hook.  A new face (say, a worker on a Ray actor) plugs into the
-contract suite by adding one adapter class and one entry to :data:`FACES`.
+to its error hook.  A new face plugs into the contract suite by adding one adapter class and
+one entry to :data:`FACES`.
+
+A face whose requests run in another process (:class:`RayWorkerFace`) cannot
+see the test's lists and events, so every face also makes the *shared* ones
+the tests use (``ex.shared_list()``, ``ex.shared_event()``): the plain objects
+in process, and, for Ray, handles to a helper actor that any process can
+use.  Tests that need more than that (the same objects, the owner thread, the
+cancel token) are marked ``same_process`` and skip the faces that are not.
+The Ray face is added only when Ray is importable; with
+``THREADKIT_REQUIRE_RAY=1`` (the ``ray`` nox session sets it) a missing Ray
+is an error instead.
 
 :class:`DocumentedPool` is the oracle: the standard library's
 ``ThreadPoolExecutor(max_workers=1)`` with only the behaviour the stdlib
@@ -14,8 +24,11 @@ leaves undefined replaced by what threadkit documents (see its docstring).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
+import importlib.util
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -31,6 +44,11 @@ class FaceExecutor(Protocol):
     """What every face offers the tests."""
 
     stdlib_words: bool  # refusals use the standard library's messages
+    same_process: bool  # requests run in this process, on the test's own objects
+
+    def shared_list(self) -> Any: ...
+
+    def shared_event(self) -> Any: ...
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]: ...
 
@@ -46,6 +64,25 @@ class FaceExecutor(Protocol):
 
     @property
     def reported(self) -> list[BaseException]: ...
+
+
+class SharedList(list[Any]):
+    """The in-process shared list: a plain list, with the snapshot a remote one needs."""
+
+    def snapshot(self) -> list[Any]:
+        return list(self)
+
+
+class InProcess:
+    """What every in-process face shares: the test's own objects are the shared ones."""
+
+    same_process = True
+
+    def shared_list(self) -> SharedList:
+        return SharedList()
+
+    def shared_event(self) -> threading.Event:
+        return threading.Event()
 
 
 # -- the oracle ----------------------------------------------------------------------
@@ -92,7 +129,7 @@ def _after(swapped: threading.Event, fn: Callable[..., Any], args: Any, kwargs: 
     return fn(*args, **kwargs)
 
 
-class DocumentedPool(cf.ThreadPoolExecutor):
+class DocumentedPool(InProcess, cf.ThreadPoolExecutor):
     """The stdlib pool with one thread, and threadkit's documented answers to its open questions.
 
     Three deviations, each where the stdlib's behaviour is undefined or a
@@ -185,7 +222,7 @@ class _Reported(logging.Handler):
             self.errors.append(exc)
 
 
-class SerialExecutorFace(threadkit.SerialExecutor):
+class SerialExecutorFace(InProcess, threadkit.SerialExecutor):
     """:class:`threadkit.SerialExecutor` itself; it reports through the ``"threadkit"`` logger."""
 
     stdlib_words = True
@@ -214,7 +251,7 @@ def _without_resource(_resource: object, fn: Callable[..., Any], /, *args: Any) 
     return fn(*args)
 
 
-class WorkerFace(cf.Executor):
+class WorkerFace(InProcess, cf.Executor):
     """:class:`threadkit.ResourceWorker` as an executor: ``fn(*args)`` ignores the resource.
 
     ``map`` is the standard library's :meth:`concurrent.futures.Executor.map`
@@ -253,9 +290,151 @@ class WorkerFace(cf.Executor):
         pass
 
 
+# -- the Ray face ----------------------------------------------------------------------
+
+
+class _Board:
+    """A Ray actor holding the shared lists and events of the Ray face's tests (async:
+    a wait for an event must not stop its set from running)."""
+
+    def __init__(self) -> None:
+        self.lists: dict[int, list[Any]] = {}
+        self.events: dict[int, asyncio.Event] = {}
+
+    async def append(self, key: int, value: Any) -> None:
+        self.lists.setdefault(key, []).append(value)
+
+    async def snapshot(self, key: int) -> list[Any]:
+        return list(self.lists.get(key, []))
+
+    async def set(self, key: int) -> None:
+        self.events.setdefault(key, asyncio.Event()).set()
+
+    async def is_set(self, key: int) -> bool:
+        return key in self.events and self.events[key].is_set()
+
+    async def wait(self, key: int, timeout: float) -> bool:
+        event = self.events.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+_board: Any = None
+_keys = iter(range(1, 1 << 62))  # next() on a range iterator: atomic
+
+
+def board() -> Any:
+    """The session's board actor (the ray_cluster fixture has started Ray)."""
+    global _board
+    if _board is None:
+        import ray  # noqa: PLC0415  # only where Ray is
+
+        _board = ray.remote(num_cpus=0)(_Board).remote()
+    return _board
+
+
+class RemoteList:
+    """A list any process can append to; ``snapshot()`` reads it."""
+
+    def __init__(self) -> None:
+        self.board, self.key = board(), next(_keys)
+
+    def append(self, value: Any) -> None:
+        import ray  # noqa: PLC0415
+
+        ray.get(self.board.append.remote(self.key, value), timeout=WAIT)
+
+    def snapshot(self) -> list[Any]:
+        import ray  # noqa: PLC0415
+
+        return list(ray.get(self.board.snapshot.remote(self.key), timeout=WAIT))
+
+
+class RemoteEvent:
+    """A :class:`threading.Event` any process can set and wait for."""
+
+    def __init__(self) -> None:
+        self.board, self.key = board(), next(_keys)
+
+    def set(self) -> None:
+        import ray  # noqa: PLC0415
+
+        ray.get(self.board.set.remote(self.key), timeout=WAIT)
+
+    def is_set(self) -> bool:
+        import ray  # noqa: PLC0415
+
+        return bool(ray.get(self.board.is_set.remote(self.key), timeout=WAIT))
+
+    def wait(self, timeout: float) -> bool:
+        import ray  # noqa: PLC0415
+
+        return bool(ray.get(self.board.wait.remote(self.key, timeout), timeout=timeout + WAIT))
+
+
+class RayWorkerFace(cf.Executor):
+    """:class:`threadkit.ray.RayWorker` as an executor, like :class:`WorkerFace`."""
+
+    stdlib_words = False
+    same_process = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        from threadkit.ray import RayWorker  # noqa: PLC0415  # only where Ray is
+
+        self.errors: list[BaseException] = []
+        kwargs.setdefault("error_hook", self.errors.append)
+        self.worker: Any = RayWorker(kwargs.pop("factory", object), **kwargs).start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        assert not kwargs, "the adapter passes positional arguments only"
+        return self.worker.submit(_without_resource, fn, *args)  # type: ignore[no-any-return]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.worker.shutdown(wait, cancel_futures=cancel_futures)
+
+    def shared_list(self) -> RemoteList:
+        return RemoteList()
+
+    def shared_event(self) -> RemoteEvent:
+        return RemoteEvent()
+
+    @property
+    def token(self) -> threadkit.CancelToken | None:
+        return None
+
+    @property
+    def owner(self) -> threading.Thread | None:
+        return None
+
+    @property
+    def reported(self) -> list[BaseException]:
+        return self.errors
+
+    def forget(self) -> None:
+        pass
+
+
+def _ray_importable() -> bool:
+    if importlib.util.find_spec("ray") is not None:
+        return True
+    if os.environ.get("THREADKIT_REQUIRE_RAY") == "1":
+        raise ImportError("THREADKIT_REQUIRE_RAY=1 but ray is not importable")
+    return False
+
+
+RAY = _ray_importable()
+
 # name -> constructor (keyword arguments are the face's own, e.g. a ResourceWorker's
 # factory or close); the contract suite runs once per entry.
 FACES: dict[str, Callable[..., Any]] = {
     "ResourceWorker": WorkerFace,
     "SerialExecutor": SerialExecutorFace,
 }
+# The faces whose requests run in this process, on the test's own objects: the
+# ones the stdlib oracle can compare on generated programs (tests/test_oracle_executor.py).
+IN_PROCESS_FACES: dict[str, Callable[..., Any]] = dict(FACES)
+if RAY:
+    FACES["RayWorker"] = RayWorkerFace

@@ -42,7 +42,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from .conftest import WAIT
-from .faces import FACES, DocumentedPool
+from .faces import IN_PROCESS_FACES as FACES
+from .faces import DocumentedPool
 
 GATES = 3
 SHORT = 0.01  # the timeout given to a wait that would otherwise never end

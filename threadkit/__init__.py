@@ -1,7 +1,8 @@
 """threadkit: thread-coordination helpers built on the standard library.
 
 Everything public is importable from here; the submodules are private, except
-:mod:`threadkit.checks`.
+:mod:`threadkit.checks` and :mod:`threadkit.ray` (which imports Ray only when a
+worker starts).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 
-from threadkit import checks
+from threadkit import checks, ray
 from threadkit._cancel import CancelRegistration, CancelToken, current_token
 from threadkit._dump import dump, dump_path, install_dump_handler
 from threadkit._errors import (
@@ -70,6 +71,7 @@ __all__ = [
     "dump",
     "dump_path",
     "install_dump_handler",
+    "ray",
     "spawn",
 ]
 

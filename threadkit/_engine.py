@@ -86,6 +86,7 @@ before non-daemon threads are joined, as :mod:`concurrent.futures` does.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
 import os
@@ -94,10 +95,9 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass
-from time import monotonic
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -178,7 +178,6 @@ class WorkerSnapshot:
     state: str
     pending: int
     running: str | None
-    since: float | None
     owner_ident: int | None
 
 
@@ -186,7 +185,7 @@ def worker_snapshots() -> list[WorkerSnapshot]:
     """Snapshots of every live worker and executor, by name.  Never blocks, never raises."""
     shots = []
     for core in _live.copy().values():
-        current, since = core.current, core.since
+        current = core.current
         mailbox = core.mailbox
         # Queue.qsize() takes the queue's mutex, which the interrupted thread
         # may hold; len() of its deque is one atomic call.
@@ -197,7 +196,6 @@ def worker_snapshots() -> list[WorkerSnapshot]:
                 state=core.state.value,
                 pending=max(0, queued - (core.state is State.STOPPING)),
                 running=None if current is None else f"{describe(current[1])}()",
-                since=None if current is None else since,
                 owner_ident=core.owner_ident,
             )
         )
@@ -318,10 +316,18 @@ class Core(Generic[R]):
         self._orphans: dict[int, Any] = {}
         self.warn_if_collected = True
         self.forked = False
-        # The request the owner thread is running (None when idle) and the
-        # time.monotonic() at which it started; read racily by snapshots.
+        # The request the owner thread is running (None when idle), read racily
+        # by snapshots.  No start time: a clock read per request cost as much
+        # as the rest of a post() in the owner thread (docs/explanation/performance).
         self.current: tuple[Any, ...] | None = None
-        self.since = 0.0
+        # What a worker's requests are called with, before their own arguments:
+        # set by the owner thread before it accepts requests (OPENED, under
+        # _state_lock), so a producer that saw `accepting` reads it; dropped
+        # after close.  A producer that read None put its request after the
+        # final sweep, so it reclaims it (module docstring): it never runs.
+        self.resource: Any = None
+        # The `what` of the waits-for edge of each call(), built once.
+        self.call_what = f"call() on worker {name!r}"
         # Cancelled when shutdown begins; requests see it as current_token().
         self.token = CancelToken()
         # Held while a future of this core is published or its Condition is
@@ -590,12 +596,32 @@ def _worker_refusal(core: Core[Any], what: str) -> BaseException:
 
 # -- the settle path ------------------------------------------------------------------
 #
-# A request is a tuple (tag, fn, kwargs, *args).  The tag says who waits for it:
+# A request is a tuple (tag, fn, *args), run as fn(*args): a worker's
+# producer puts the resource first in args (Core.resource), and keyword
+# arguments are bound into fn (WithKwargs), so the owner thread calls each
+# request with a tuple it already has, never building a list or a dict
+# (docs/explanation/performance.rst).  The tag says who waits for it:
 # None for post(), a CallSlot for call(), a Future for submit().  claim takes
 # the right to run it (False: it was cancelled first); settle hands over the
 # outcome.  Batching only moves settle after end_batch.
 
-NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
+class WithKwargs(functools.partial[Any]):
+    """A request's function with its keyword arguments bound (only when it has some)."""
+
+    __slots__ = ()
+
+
+def request(
+    core: Core[Any], tag: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The request tuple for ``fn(*args, **kwargs)`` (a worker's resource first)."""
+    if kwargs:
+        fn = WithKwargs(fn, **kwargs)
+    # Concatenation, not (tag, fn, *args): that builds a list first.
+    if core.pass_resource:
+        return (tag, fn, core.resource) + args  # noqa: RUF005  (see above)
+    return (tag, fn) + args  # noqa: RUF005
 
 
 def claim(tag: Any) -> bool:
@@ -658,33 +684,58 @@ def fail(core: Core[Any], item: tuple[Any, ...], exc: BaseException) -> None:
 
 
 def describe(fn: object) -> str:
+    if type(fn) is WithKwargs:
+        fn = fn.func
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def execute(core: Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> None:
-    """Run one request and settle it (owner thread)."""
-    tag = item[0]
-    # claim(None) is True: a post() skips the call (the fire-and-forget path).
-    if tag is not None and not claim(tag):
-        return
-    try:
-        value = item[1](*pre, *item[3:], **item[2])
-    except BaseException as exc:  # delivered to whoever waits (or the error hook)
-        try:
-            settle(core, item, False, exc)
-        finally:
-            # Break the cycle an exception makes: exc -> its traceback -> this
-            # frame -> item -> the future -> exc.  The caller may keep the
-            # exception; it must not keep the request, nor the resource.
-            item = pre = tag = None  # type: ignore[assignment]
-        return
-    if tag is not None:
-        settle(core, item, True, value)
+def execute_all(core: Core[Any], get: Callable[[], Any]) -> None:
+    """Run the requests *get* returns, in order, until the stop marker (owner thread).
+
+    The one place a request runs, but for group commit (execute_batch): it
+    is claimed, run and settled here.  The loop is this function, rather
+    than a call per request, because that call was a fifth of a post()'s
+    cost in the owner thread (docs/explanation/performance.rst).
+    """
+    while True:
+        item = get()
+        if item is _STOP:
+            return
+        # What runs now, for threadkit.dump().
+        core.current = item
+        tag = item[0]
+        # A post() (tag None) has nothing to claim: the fire-and-forget path.
+        if tag is None or claim(tag):
+            try:
+                value = item[1](*item[2:])
+            except BaseException as exc:  # delivered to whoever waits (or the error hook)
+                try:
+                    settle(core, item, False, exc)
+                finally:
+                    # Break the cycle an exception makes: exc -> its traceback
+                    # -> this frame -> item -> the future -> exc.  The caller
+                    # may keep the exception; it must not keep the request.
+                    core.current = item = tag = None
+                continue
+            if tag is not None:
+                settle(core, item, True, value)
+        # Drop the request before blocking again: it holds the future, and
+        # through it the result, which the caller may want freed.
+        core.current = item = tag = value = None
 
 
-def execute_batch(
-    core: Core[Any], resource: Any, pre: tuple[Any, ...], batch: list[tuple[Any, ...]]
-) -> None:
+def _late_requests(core: Core[Any], late: list[tuple[Any, ...]]) -> Iterator[Any]:
+    """The requests of the final sweep, for execute_all(); cancelled instead once asked to."""
+    for item in late:
+        # Asked per request: a shutdown(cancel_futures=True) may come while they run.
+        if core.cancel_futures:
+            cancel(item)
+        else:
+            yield item
+    yield _STOP
+
+
+def execute_batch(core: Core[Any], resource: Any, batch: list[tuple[Any, ...]]) -> None:
     """Run a batch between begin_batch and end_batch; settle only after end_batch."""
     batch = [item for item in batch if claim(item[0])]
     if not batch:
@@ -697,7 +748,7 @@ def execute_batch(
         stage = "end_batch()"
         for item in batch:
             try:
-                outcomes.append((item, True, item[1](*pre, *item[3:], **item[2])))
+                outcomes.append((item, True, item[1](*item[2:])))
             except BaseException as exc:  # fails this request only
                 outcomes.append((item, False, exc))
         if core.end_batch is not None:
@@ -714,8 +765,8 @@ def execute_batch(
         for item, ok, value in outcomes:
             settle(core, item, ok, value)
     finally:
-        # As in execute(): the exceptions' tracebacks hold this frame.
-        outcomes = batch = item = value = resource = pre = None  # type: ignore[assignment]
+        # As in execute_all(): the exceptions' tracebacks hold this frame.
+        outcomes = batch = item = value = resource = None  # type: ignore[assignment]
 
 
 def batch_error(core: Core[Any], stage: str, cause: BaseException) -> BatchError:
@@ -762,23 +813,21 @@ def _own(core: Core[Any]) -> None:
         core.started.set()
         del core  # as in _run()
         return
-    pre = (resource,) if core.pass_resource else ()
+    if core.pass_resource:
+        core.resource = resource
     core.opened()
     try:
-        _serve(core, resource, pre)
+        _serve(core, resource)
         # From here on no producer's put can go unnoticed: each one that reads
         # stopped == True reclaims its request (module docstring).
         late = core.final_sweep()
         _stop_bounding(core)
-        for item in late:
-            if core.cancel_futures:
-                cancel(item)
-            else:
-                execute(core, pre, item)
+        execute_all(core, _late_requests(core, late).__next__)
         del late
         core.close_resource(resource)
     finally:
-        del resource, pre
+        core.resource = None
+        del resource
         _stop_bounding(core)
         core.finished()
 
@@ -801,7 +850,7 @@ def _stop_bounding(core: Core[Any]) -> None:
         core.mailbox.unbound()
 
 
-def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
+def _serve(core: Core[Any], resource: Any) -> None:
     """Take requests until the stop marker and run them.
 
     A request taken here has started, as one a ThreadPoolExecutor's worker
@@ -812,17 +861,8 @@ def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
     get = core.mailbox.get
     get_nowait = core.mailbox.get_nowait
     if core.begin_batch is None and core.end_batch is None:
-        while True:
-            item = get()
-            if item is _STOP:
-                return
-            # What runs now and since when, for threadkit.dump().
-            core.current = item
-            core.since = monotonic()
-            execute(core, pre, item)
-            # Drop the request before blocking again: it holds the future,
-            # and through it the result, which the caller may want freed.
-            core.current = item = None
+        execute_all(core, get)
+        return
     max_batch = core.max_batch
     while True:
         item = get()
@@ -839,8 +879,7 @@ def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
             batch.pop()
         if batch:
             core.current = batch[0]
-            core.since = monotonic()
-            execute_batch(core, resource, pre, batch)
+            execute_batch(core, resource, batch)
         core.current = item = batch = None  # type: ignore[assignment]
         if stop:
             return
@@ -874,7 +913,7 @@ class Face:
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__!r}")
         future: LazyFuture[Any] = LazyFuture()
         future._core = core
-        core.put_accepted(self._put, (future, fn, kwargs or NO_KWARGS, *args), "submit to")
+        core.put_accepted(self._put, request(core, future, fn, args, kwargs), "submit to")
         return future
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -889,11 +928,12 @@ class Face:
         if not callable(fn):
             raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
         slot = CallSlot()
+        item = request(core, slot, fn, args, kwargs)
         # Recorded before the request is queued: if it would close a cycle of
         # workers waiting for each other, nothing has been queued yet.
-        _waits.wait_begins(core.owner_ident, f"call() on worker {core.name!r}", slot.is_settled)
+        _waits.wait_begins(core.owner_ident, core.call_what, slot.is_settled)
         try:
-            core.put_accepted(self._put, (slot, fn, kwargs or NO_KWARGS, *args), "call")
+            core.put_accepted(self._put, item, "call")
             try:
                 slot.done.acquire()
             except BaseException:  # interrupted while waiting: withdraw if not started
@@ -908,8 +948,9 @@ class Face:
             try:
                 raise exc
             finally:
-                # Break the cycle exc -> traceback -> this frame -> exc.
-                exc = slot = None  # type: ignore[assignment]
+                # Break the cycle exc -> traceback -> this frame -> exc (the
+                # slot holds it, and the request holds the slot).
+                exc = slot = item = None  # type: ignore[assignment]
         return slot.result
 
     def _put_bounded(self, item: tuple[Any, ...]) -> None:

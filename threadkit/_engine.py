@@ -105,6 +105,7 @@ from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout
 from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
+from threadkit._waits import edges
 
 __all__ = ["Core", "Face", "State", "Step", "WorkerSnapshot", "worker_snapshots"]
 
@@ -214,7 +215,9 @@ class CallSlot:
     released: the waits-for graph reads it to know the wait is over.
     """
 
-    __slots__ = ("cancelled", "claim", "done", "exception", "result", "settled")
+    # No __slots__: CPython 3.13 specialises the construction of a class
+    # whose instances keep their attributes inline, and a slotted class's
+    # __init__ was a sixth of a call()'s instructions (docs/explanation/performance.rst).
 
     def __init__(self) -> None:
         self.done = threading.Lock()
@@ -918,7 +921,8 @@ class Face:
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         core = self._core
-        if threading.get_ident() == core.owner_ident:
+        me = threading.get_ident()
+        if me == core.owner_ident:
             raise DeadlockError(
                 f"call() from the owner thread of worker {core.name!r} would wait for "
                 "itself forever; call the function on the resource directly, or use submit()"
@@ -927,20 +931,35 @@ class Face:
             raise core.refuse("call")
         if not callable(fn):
             raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
+        if kwargs:
+            fn = WithKwargs(fn, **kwargs)
         slot = CallSlot()
-        item = request(core, slot, fn, args, kwargs)
-        # Recorded before the request is queued: if it would close a cycle of
-        # workers waiting for each other, nothing has been queued yet.
-        _waits.wait_begins(core.owner_ident, core.call_what, slot.is_settled)
+        # Only workers have call(): the resource is always first.
+        item = (slot, fn, core.resource) + args  # noqa: RUF005  (no list built)
+        # _waits.wait_begins(), inlined (see _waits.edges): recorded before the
+        # request is queued, so if it would close a cycle of workers waiting
+        # for each other, nothing has been queued yet.  The owner thread is not
+        # this one (checked above).
+        target = core.owner_ident
+        edges[me] = (target, slot.is_settled)
+        if target in edges:
+            _waits.find_cycle(me, target, core.call_what)
         try:
-            core.put_accepted(self._put, item, "call")
+            # Core.put_accepted(), inlined: the less runs between the put that
+            # wakes the owner thread and the acquire that lets it take the GIL,
+            # the fewer thread switches a round trip costs.
+            self._put(item)
+            if core.stopped:
+                core.reclaim(item, "call")
+            elif core.cancel_futures:
+                cancel(item)
             try:
                 slot.done.acquire()
             except BaseException:  # interrupted while waiting: withdraw if not started
                 claim(slot)
                 raise
         finally:
-            _waits.wait_ends()
+            edges.pop(me, None)  # _waits.wait_ends(), inlined
         if slot.cancelled:
             raise CancelledError(f"worker {core.name!r} was shut down before this call ran")
         exc = slot.exception

@@ -126,6 +126,10 @@ class State(enum.Enum):
     CLOSING = "closing"
     CLOSED = "closed"
 
+    # Members are singletons, so identity hashing agrees with equality; Enum's
+    # own __hash__ is Python code, run for every lookup in TRANSITIONS.
+    __hash__ = object.__hash__
+
 
 class Step(enum.Enum):
     """What happens to a core; see the table in the module docstring."""
@@ -136,6 +140,8 @@ class Step(enum.Enum):
     SWEPT = "swept"
     FINISHED = "finished"
     FORKED = "forked"
+
+    __hash__ = object.__hash__  # as State's
 
 
 _S, _E = State, Step
@@ -419,9 +425,12 @@ class Core(Generic[R]):
         """
         items: list[tuple[Any, ...]] = []
         saw_stop = False
-        while True:
+        mailbox = self.mailbox
+        # empty() first: it ends the common case without raising queue.Empty
+        # (a shutdown's critical path); a racing taker may still empty it.
+        while not mailbox.empty():
             try:
-                item = self.mailbox.get_nowait()
+                item = mailbox.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
@@ -501,7 +510,7 @@ class Core(Generic[R]):
             except BaseException as exc:  # routed: raised after the rest are cancelled
                 interrupt = interrupt or exc
         del doomed
-        if work is not None:
+        if work:  # callbacks to run (None: cancelled before; []: none registered)
             try:
                 self.token._finish_cancel(work)
             except BaseException as exc:  # routed: raised below
@@ -825,7 +834,8 @@ def _own(core: Core[Any]) -> None:
         # stopped == True reclaims its request (module docstring).
         late = core.final_sweep()
         _stop_bounding(core)
-        execute_all(core, _late_requests(core, late).__next__)
+        if late:
+            execute_all(core, _late_requests(core, late).__next__)
         del late
         core.close_resource(resource)
     finally:
@@ -1031,7 +1041,8 @@ class Face:
         if not waits or thread is None:
             return  # not waiting, or never started: no thread to wait for
         # A start() racing this call may not have started the thread yet.
-        core.launched.wait()
+        if not core.launched.is_set():
+            core.launched.wait()
         if thread.ident is not None:
             # No timeout: the wait is bounded by the request running now.  The
             # thread exits after close has run: joining it is one wake-up.

@@ -223,7 +223,7 @@ class CallSlot:
 
     # No __slots__: CPython 3.13 specialises the construction of a class
     # whose instances keep their attributes inline, and a slotted class's
-    # __init__ was a sixth of a call()'s instructions (docs/explanation/performance.rst).
+    # __init__ took a sixth of the instructions of a call() (callgrind).
 
     def __init__(self) -> None:
         self.done = threading.Lock()
@@ -327,7 +327,7 @@ class Core(Generic[R]):
         self.forked = False
         # The request the owner thread is running (None when idle), read racily
         # by snapshots.  No start time: a clock read per request cost as much
-        # as the rest of a post() in the owner thread (docs/explanation/performance).
+        # as the rest of a post() in the owner thread ("post()" rows of nox -s bench).
         self.current: tuple[Any, ...] | None = None
         # What a worker's requests are called with, before their own arguments:
         # set by the owner thread before it accepts requests (OPENED, under
@@ -611,8 +611,8 @@ def _worker_refusal(core: Core[Any], what: str) -> BaseException:
 # A request is a tuple (tag, fn, *args), run as fn(*args): a worker's
 # producer puts the resource first in args (Core.resource), and keyword
 # arguments are bound into fn (WithKwargs), so the owner thread calls each
-# request with a tuple it already has, never building a list or a dict
-# (docs/explanation/performance.rst).  The tag says who waits for it:
+# request with one slice of its tuple, never building a list or a dict
+# ("post()" rows of nox -s bench).  The tag says who waits for it:
 # None for post(), a CallSlot for call(), a Future for submit().  claim takes
 # the right to run it (False: it was cancelled first); settle hands over the
 # outcome.  Batching only moves settle after end_batch.
@@ -707,7 +707,7 @@ def execute_all(core: Core[Any], get: Callable[[], Any]) -> None:
     The one place a request runs, but for group commit (execute_batch): it
     is claimed, run and settled here.  The loop is this function, rather
     than a call per request, because that call was a fifth of a post()'s
-    cost in the owner thread (docs/explanation/performance.rst).
+    cost in the owner thread ("post()" rows of nox -s bench).
     """
     while True:
         item = get()

@@ -9,12 +9,15 @@ request is named after the user's function in error notes and in dump().
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import pytest
 
 import threadkit
 from tests.conftest import WAIT
+from threadkit import _engine
+from threadkit._future import LazyFuture
 
 
 def echo(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -75,3 +78,41 @@ def test_dump_names_the_function_a_worker_runs(with_kwargs: bool) -> None:
     assert line.endswith(
         "running test_dump_names_the_function_a_worker_runs.<locals>.stuck_request()"
     )
+
+
+class _Thing:
+    """Something a weakref can watch."""
+
+
+class Boom(ValueError):
+    """A failure a weakref can watch."""
+
+
+@pytest.mark.usefixtures("no_automatic_gc")
+def test_a_late_request_that_failed_keeps_nothing_alive_once_its_outcome_is_dropped() -> None:
+    """White-box: the final sweep's requests run in the same loop, fed by a generator.
+
+    The exception's traceback holds the loop's frame, and that frame the
+    generator that holds the swept requests: unless the loop drops its
+    getter, exc -> traceback -> frame -> generator -> request -> future -> exc
+    keeps them all until the cycle collector runs.
+    """
+    w = threadkit.ResourceWorker(object, name="late")  # never started: its core will do
+    core = w._core
+    arg = _Thing()
+    arg_ref = weakref.ref(arg)
+
+    def fail(_r: object, _arg: _Thing) -> None:
+        raise Boom("late")
+
+    future: LazyFuture[None] = LazyFuture()
+    future._core = core
+    late = [(future, fail, None, arg)]
+    del arg
+    _engine.execute_all(core, _engine._late_requests(core, late).__next__)
+    exc = future.exception(0)
+    assert exc is not None
+    exc_ref = weakref.ref(exc)
+    del future, late, exc
+    assert exc_ref() is None
+    assert arg_ref() is None

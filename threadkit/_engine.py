@@ -712,6 +712,10 @@ def execute_all(core: Core[Any], get: Callable[[], Any]) -> None:
     while True:
         item = get()
         if item is _STOP:
+            # The traceback of an exception a caller keeps holds this frame;
+            # in the final sweep *get* is a generator holding the swept
+            # requests, and through them that exception (a cycle).
+            del get
             return
         # What runs now, for threadkit.dump().
         core.current = item

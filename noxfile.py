@@ -171,10 +171,17 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the standard library, side by side, printed as ratios."""
+    """Benchmarks against the standard library, side by side, printed as ratios.
+
+    ``python -m nox -s bench -- --write-docs`` also regenerates the docs' tables
+    (docs/bench_*.rst) from this run: the docs' figures are never typed by hand.
+    """
     session.install(".", *group("bench"))
+    write_docs = "--write-docs" in session.posargs
     for script in sorted(Path(ROOT / "benchmarks").glob("bench_*.py")):
-        session.run("python", str(script.relative_to(ROOT)))
+        documented = (ROOT / "docs" / script.name.replace(".py", ".rst")).exists()
+        extra = ["--write-docs"] if write_docs and documented else []
+        session.run("python", str(script.relative_to(ROOT)), *extra)
 
 
 if __name__ == "__main__":

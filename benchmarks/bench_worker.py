@@ -2,7 +2,12 @@
 
 Run from a checkout (the ``bench`` nox session does this)::
 
-    python benchmarks/bench_worker.py [--reps N] [--scale F]
+    python benchmarks/bench_worker.py [--reps N] [--scale F] [--write-docs]
+
+``--write-docs`` also writes the table to ``docs/bench_worker.rst``, which the
+docs include (``python -m nox -s bench -- --write-docs`` does it for every
+benchmark that has such a table): the docs' figures come from one run, never
+from typing.
 
 Every row is measured in the same run for every implementation, interleaved
 repetition by repetition (the order rotates each time) so that a noisy
@@ -37,6 +42,8 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from queue import Queue, SimpleQueue
 from typing import Any, Protocol
 
@@ -479,88 +486,87 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:.2f} us"
 
 
-def report(data: dict[str, Any], reps: int, argv: list[str]) -> int:
+@dataclass
+class Row:
+    """One line of the report: what it measures, the cells, the target and whether it is met."""
+
+    name: str
+    measures: str
+    base: str  # the TPE cell (or the floor's), absolute
+    cells: dict[str, str]
+    target: str = ""
+    ok: bool | None = None
+
+
+def build_rows(data: dict[str, Any]) -> list[Row]:
+    """The issue's scenarios as ratios, each with its target (threadkit's column is judged)."""
     rows: dict[str, dict[str, list[float]]] = data["rows"]
     pp: list[float] = data["ping_pong"]
     sizes = data["sizes"]
     med = {
         key: {label: statistics.median(v) for label, v in row.items()} for key, row in rows.items()
     }
-    print()
-    print("threadkit.ResourceWorker benchmark")
-    print(
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.machine()}, os.cpu_count()={os.cpu_count()}"
-    )
-    print(f"command: {' '.join(['python', *argv])}")
-    print(
-        f"{reps} repetitions, implementations interleaved; timed rows: median of paired "
-        "ratios time(TPE)/time(x), >1 is better"
-    )
-    print("TPE = ThreadPoolExecutor(max_workers=1); reference columns are hand-written workers")
-    print()
-
-    width = 15
-    header = f"{'row':<38}{'TPE':>{width}}" + "".join(f"{c:>{width}}" for c in COLUMNS)
-    header += f"{'target':>10}{'result':>8}"
-    print(header)
-    print("-" * len(header))
-    misses = 0
-
-    def line(name: str, base: str, cells: dict[str, str], target: str, ok: bool | None) -> None:
-        nonlocal misses
-        verdict = "" if ok is None else ("PASS" if ok else "MISS")
-        misses += ok is False
-        text = f"{name:<38}{base:>{width}}" + "".join(
-            f"{cells.get(c, '-'):>{width}}" for c in COLUMNS
-        )
-        print(text + f"{target:>10}{verdict:>8}")
 
     def ratios(key: str) -> dict[str, float]:
         return {c: median_ratio(rows[key], c) for c in COLUMNS}
 
+    def x(values: dict[str, float]) -> dict[str, str]:
+        return {c: f"{v:.2f}x" for c, v in values.items()}
+
+    out = []
     r = ratios("call")
-    line(
-        f"call() round trip ({sizes['call']}, one CPU)",
-        us(med["call"]["TPE"]),
-        {c: f"{v:.2f}x" for c, v in r.items()},
-        ">=1.0x",
-        r["threadkit"] >= 1.0,
+    out.append(
+        Row(
+            f"call() round trip ({sizes['call']}, one CPU)",
+            "one call() at a time, every thread pinned to one CPU; ratio time(TPE)/time(x)",
+            us(med["call"]["TPE"]),
+            x(r),
+        )
     )
     vs_pp = {
-        c: statistics.median(p / x for p, x in zip(pp, rows["call"][c], strict=True))
+        c: statistics.median(p / t for p, t in zip(pp, rows["call"][c], strict=True))
         for c in COLUMNS
     }
-    r = {c: median_ratio(data["unpinned"], c) for c in COLUMNS}
-    line(
-        "  call(), threads unpinned (see note)",
-        us(statistics.median(data["unpinned"]["TPE"])),
-        {c: f"{v:.2f}x" for c, v in r.items()},
-        "",
-        None,
+    out.append(
+        Row(
+            "call() vs two-Lock ping-pong",
+            "the same round trips against two threads handing the turn over through two "
+            "Locks (the floor); ratio time(floor)/time(x); the first cell is the floor's time",
+            us(statistics.median(pp)),
+            x(vs_pp),
+            ">=0.9x",
+            vs_pp["threadkit"] >= 0.9,
+        )
     )
-    line(
-        "call() vs two-Lock ping-pong",
-        us(statistics.median(pp)),
-        {c: f"{v:.2f}x" for c, v in vs_pp.items()},
-        ">=0.9x",
-        vs_pp["threadkit"] >= 0.9,
+    out.append(
+        Row(
+            "  call(), threads unpinned",
+            "the round trips again, threads free to run on any CPU (varies from run to run)",
+            us(statistics.median(data["unpinned"]["TPE"])),
+            x({c: median_ratio(data["unpinned"], c) for c in COLUMNS}),
+        )
     )
     r = ratios("pipelined")
-    line(
-        f"pipelined submit() ({sizes['pipe']}, then wait)",
-        us(med["pipelined"]["TPE"]),
-        {c: f"{v:.2f}x" for c, v in r.items()},
-        ">=3x",
-        r["threadkit"] >= 3.0,
+    out.append(
+        Row(
+            f"pipelined submit() ({sizes['pipe']}, then wait)",
+            "one thread submits them all, then waits for each future; ratio time(TPE)/time(x)",
+            us(med["pipelined"]["TPE"]),
+            x(r),
+            ">=3x",
+            r["threadkit"] >= 3.0,
+        )
     )
     r = ratios("producers")
-    line(
-        "16 producers submit()",
-        us(med["producers"]["TPE"]),
-        {c: f"{v:.2f}x" for c, v in r.items()},
-        ">=3x",
-        r["threadkit"] >= 3.0,
+    out.append(
+        Row(
+            "16 producers submit()",
+            "16 threads submit and wait for the same total; ratio time(TPE)/time(x)",
+            us(med["producers"]["TPE"]),
+            x(r),
+            ">=3x",
+            r["threadkit"] >= 3.0,
+        )
     )
     scaling = {
         label: statistics.median(
@@ -569,63 +575,149 @@ def report(data: dict[str, Any], reps: int, argv: list[str]) -> int:
         )
         for label in ["TPE", *COLUMNS]
     }
-    line(
-        "  16-producer / 1-producer throughput",
-        f"{scaling['TPE']:.2f}x",
-        {c: f"{scaling[c]:.2f}x" for c in COLUMNS},
-        ">=0.75x",
-        scaling["threadkit"] >= 0.75,
+    out.append(
+        Row(
+            "  16-producer / 1-producer throughput",
+            "requests per second from 16 producers over those from one (each column its own)",
+            f"{scaling['TPE']:.2f}x",
+            x({c: scaling[c] for c in COLUMNS}),
+            ">=0.75x",
+            scaling["threadkit"] >= 0.75,
+        )
     )
     r = ratios("post")
-    line(
-        f"post() fire-and-forget ({sizes['post']})",
-        us(med["post"]["TPE"]),
-        {c: f"{v:.2f}x" for c, v in r.items()},
-        ">=25x",
-        r["threadkit"] >= 25.0,
+    out.append(
+        Row(
+            f"post() fire-and-forget ({sizes['post']})",
+            "one thread posts them all, then one call() (FIFO: all have run when it returns); "
+            "for TPE submit() with the future dropped; ratio time(TPE)/time(x)",
+            us(med["post"]["TPE"]),
+            x(r),
+            ">=25x",
+            r["threadkit"] >= 25.0,
+        )
+    )
+    vs_loop = {
+        c: statistics.median(
+            s / t for s, t in zip(rows["post"]["SimpleQueue"], rows["post"][c], strict=True)
+        )
+        for c in COLUMNS
+    }
+    out.append(
+        Row(
+            "  post() vs the SimpleQueue loop",
+            "the same posts against the hand-written SimpleQueue loop; ratio "
+            "time(loop)/time(x); the first cell is the loop's time",
+            us(med["post"]["SimpleQueue"]),
+            x(vs_loop),
+            ">=0.7x",
+            vs_loop["threadkit"] >= 0.7,
+        )
     )
     r = ratios("shutdown")
-    line(
-        f"idle shutdown(wait=True) (median of {sizes['shut']})",
-        us(med["shutdown"]["TPE"]),
-        {c: f"{v:.2f}x" for c, v in r.items()},
-        ">=0.9x",
-        r["threadkit"] >= 0.9,
+    out.append(
+        Row(
+            f"idle shutdown(wait=True) (median of {sizes['shut']})",
+            "shutdown(wait=True) of a started, idle worker until its thread is joined; "
+            "ratio time(TPE)/time(x)",
+            us(med["shutdown"]["TPE"]),
+            x(r),
+            ">=0.9x",
+            r["threadkit"] >= 0.9,
+        )
     )
-    tpe_mem = med["mem_submit"]["TPE"]
-    line(
-        "memory per queued submit()",
-        f"{tpe_mem:.0f} B",
-        {c: f"{med['mem_submit'][c]:.0f} B {med['mem_submit'][c] / tpe_mem:.2f}x" for c in COLUMNS},
-        "<=0.5x",
-        med["mem_submit"]["threadkit"] <= 0.5 * tpe_mem,
-    )
-    line(
-        "memory per queued post()",
-        f"{med['mem_post']['TPE']:.0f} B",
-        {c: f"{med['mem_post'][c]:.0f} B" for c in COLUMNS},
-        "<=100 B",
-        med["mem_post"]["threadkit"] <= 100,
-    )
+    for kind, limit in (("submit", 200), ("post", 100)):
+        key = f"mem_{kind}"
+        out.append(
+            Row(
+                f"memory per queued {kind}()",
+                f"bytes per {kind}() queued behind a blocked request, one argument each, "
+                "as tracemalloc counts them",
+                f"{med[key]['TPE']:.0f} B",
+                {c: f"{med[key][c]:.0f} B" for c in COLUMNS},
+                f"<={limit} B",
+                med[key]["threadkit"] <= limit,
+            )
+        )
+    return out
+
+
+def header_lines(reps: int, argv: list[str]) -> list[str]:
+    return [
+        f"command: {' '.join(['python', *argv])}",
+        f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.system()} {platform.machine()}, os.cpu_count()={os.cpu_count()}",
+        f"{reps} repetitions, implementations interleaved; ratios are medians of paired "
+        "ratios, above 1 is better",
+    ]
+
+
+def report(data: dict[str, Any], reps: int, argv: list[str]) -> list[Row]:
+    table = build_rows(data)
     print()
+    print("threadkit.ResourceWorker benchmark")
+    for line in header_lines(reps, argv):
+        print(line)
+    print("TPE = ThreadPoolExecutor(max_workers=1); reference columns are hand-written workers")
+    print()
+    width = 15
+    header = f"{'row':<38}{'TPE':>{width}}" + "".join(f"{c:>{width}}" for c in COLUMNS)
+    header += f"{'target':>10}{'result':>8}"
+    print(header)
+    print("-" * len(header))
+    for row in table:
+        verdict = "" if row.ok is None else ("PASS" if row.ok else "MISS")
+        cells = "".join(f"{row.cells.get(c, '-'):>{width}}" for c in COLUMNS)
+        print(f"{row.name:<38}{row.base:>{width}}{cells}{row.target:>10}{verdict:>8}")
+    print()
+    med = {k: statistics.median(v["threadkit"]) for k, v in data["rows"].items()}
     print(
         "absolute threadkit medians: "
-        f"call {us(med['call']['threadkit'])}, pipelined {us(med['pipelined']['threadkit'])}/op, "
-        f"16 producers {us(med['producers']['threadkit'])}/op, "
-        f"post {us(med['post']['threadkit'])}/op, idle shutdown {us(med['shutdown']['threadkit'])}"
-    )
-    print(
-        "memory: requests queued behind a blocked one, one pre-allocated argument each; "
-        "post() for TPE is submit() with the future dropped; "
-        f"{sizes['mem']} requests, median of 3"
+        f"call {us(med['call'])}, pipelined {us(med['pipelined'])}/op, "
+        f"16 producers {us(med['producers'])}/op, "
+        f"post {us(med['post'])}/op, idle shutdown {us(med['shutdown'])}"
     )
     print(
         f"round trips: {data['placement']}, all implementations and the ping-pong "
-        "interleaved in chunks of 50; unpinned, a thread's wake-up cost depends on the "
-        "CPU it lands on, so that row varies from run to run"
+        "interleaved in chunks of 50"
     )
+    misses = sum(row.ok is False for row in table)
     print(f"{misses} target(s) missed" if misses else "all targets met")
-    return 0
+    return table
+
+
+def rst_cell(text: str) -> str:
+    return text.replace(" us", " µs").strip() or "-"
+
+
+def write_docs(path: Path, table: list[Row], reps: int, argv: list[str]) -> None:
+    """Write the table as an reStructuredText include (docs/bench_worker.rst)."""
+    columns = ["TPE", *COLUMNS]
+    names = {"TPE": "ThreadPoolExecutor", "pykka": "Pykka"}
+    lines = [
+        ".. Generated by benchmarks/bench_worker.py --write-docs; do not edit by hand.",
+        "",
+        "The figures below come from one run of the benchmark:",
+        "",
+        *(f"| {line}" for line in header_lines(reps, argv)),
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :stub-columns: 1",
+        "",
+        "   * - Scenario (what is measured)",
+        *(f"     - {names.get(c, c)}" for c in columns),
+        "     - threadkit's target",
+    ]
+    for row in table:
+        verdict = "" if row.ok is None else (" (met)" if row.ok else " (missed)")
+        lines.append(f"   * - {row.name.strip()}: {row.measures}")
+        lines.append(f"     - {rst_cell(row.base)}")
+        lines += [f"     - {rst_cell(row.cells.get(c, '-'))}" for c in COLUMNS]
+        lines.append(f"     - {rst_cell(row.target + verdict)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -634,10 +726,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every request count (default 1)"
     )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="also write the table to docs/bench_worker.rst, which the docs include",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     data = run(args.reps, args.scale)
-    report(data, args.reps, sys.argv if argv is None else ["bench_worker.py", *argv])
+    shown = sys.argv if argv is None else ["bench_worker.py", *argv]
+    table = report(data, args.reps, shown)
+    if args.write_docs:
+        write_docs(
+            Path(__file__).parent.parent / "docs" / "bench_worker.rst", table, args.reps, shown
+        )
     print(f"total time {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -37,7 +37,7 @@ def test_the_report_shows_a_busy_worker_its_queue_and_the_running_request() -> N
             release.set()
     assert re.search(
         r"^  worker 'db' running, thread 'db', 1 queued, running "
-        r".*stuck_request\(\) for \d+\.\d{3} s$",
+        r".*stuck_request\(\)$",
         report,
         re.M,
     ), report
@@ -58,7 +58,7 @@ def test_the_report_shows_tasks_and_who_waits_for_whom() -> None:
         report = task.result(WAIT)
     assert "<Task 'client' running> on thread 'client'" in report
     assert "  task 'client' waits for worker 'db'" in report
-    assert re.search(r"^  worker 'db' running, .* running \S*<lambda>\(\) for ", report, re.M)
+    assert re.search(r"^  worker 'db' running, .* running \S*<lambda>\(\)$", report, re.M)
 
 
 def test_the_report_shows_checked_locks_held_and_their_holder() -> None:

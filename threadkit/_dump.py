@@ -134,8 +134,6 @@ class _Report:
         lines = [f"workers ({len(snapshots)}):"]
         for w in snapshots:
             doing = "idle" if w.running is None else f"running {w.running}"
-            if w.running is not None and w.since is not None:
-                doing += f" for {self.now - w.since:.3f} s"
             lines.append(
                 f"  worker {w.name!r} {w.state}, {self.thread(w.owner_ident)}, "
                 f"{w.pending} queued, {doing}"

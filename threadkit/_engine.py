@@ -96,10 +96,9 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass
-from time import monotonic
 from types import (
     BuiltinFunctionType,
     CoroutineType,
@@ -116,6 +115,7 @@ from threadkit import _waits
 from threadkit._cancel import CancelToken, _bind_token, _check_timeout
 from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
+from threadkit._waits import edges
 
 __all__ = ["Core", "Face", "State", "Step", "WorkerSnapshot", "worker_snapshots"]
 
@@ -136,6 +136,10 @@ class State(enum.Enum):
     CLOSING = "closing"
     CLOSED = "closed"
 
+    # Members are singletons, so identity hashing agrees with equality; Enum's
+    # own __hash__ is Python code, run for every lookup in TRANSITIONS.
+    __hash__ = object.__hash__
+
 
 class Step(enum.Enum):
     """What happens to a core; see the table in the module docstring."""
@@ -146,6 +150,8 @@ class Step(enum.Enum):
     SWEPT = "swept"
     FINISHED = "finished"
     FORKED = "forked"
+
+    __hash__ = object.__hash__  # as State's
 
 
 _S, _E = State, Step
@@ -189,7 +195,6 @@ class WorkerSnapshot:
     state: str
     pending: int
     running: str | None
-    since: float | None
     owner_ident: int | None
 
 
@@ -197,7 +202,7 @@ def worker_snapshots() -> list[WorkerSnapshot]:
     """Snapshots of every live worker and executor, by name.  Never blocks, never raises."""
     shots = []
     for core in _live.copy().values():
-        current, since = core.current, core.since
+        current = core.current
         mailbox = core.mailbox
         # Queue.qsize() takes the queue's mutex, which the interrupted thread
         # may hold; len() of its deque is one atomic call.
@@ -208,7 +213,6 @@ def worker_snapshots() -> list[WorkerSnapshot]:
                 state=core.state.value,
                 pending=max(0, queued - (core.state is State.STOPPING)),
                 running=None if current is None else f"{describe(current[1])}()",
-                since=None if current is None else since,
                 owner_ident=core.owner_ident,
             )
         )
@@ -227,7 +231,9 @@ class CallSlot:
     released: the waits-for graph reads it to know the wait is over.
     """
 
-    __slots__ = ("cancelled", "claim", "done", "exception", "result", "settled")
+    # No __slots__: CPython 3.13 specialises the construction of a class
+    # whose instances keep their attributes inline, and a slotted class's
+    # __init__ took a sixth of the instructions of a call() (callgrind).
 
     def __init__(self) -> None:
         self.done = threading.Lock()
@@ -329,10 +335,18 @@ class Core(Generic[R]):
         self._orphans: dict[int, Any] = {}
         self.warn_if_collected = True
         self.forked = False
-        # The request the owner thread is running (None when idle) and the
-        # time.monotonic() at which it started; read racily by snapshots.
+        # The request the owner thread is running (None when idle), read racily
+        # by snapshots.  No start time: a clock read per request cost as much
+        # as the rest of a post() in the owner thread ("post()" rows of nox -s bench).
         self.current: tuple[Any, ...] | None = None
-        self.since = 0.0
+        # What a worker's requests are called with, before their own arguments:
+        # set by the owner thread before it accepts requests (OPENED, under
+        # _state_lock), so a producer that saw `accepting` reads it; dropped
+        # after close.  A producer that read None put its request after the
+        # final sweep, so it reclaims it (module docstring): it never runs.
+        self.resource: Any = None
+        # The `what` of the waits-for edge of each call(), built once.
+        self.call_what = f"call() on worker {name!r}"
         # Cancelled when shutdown begins; requests see it as current_token().
         self.token = CancelToken()
         # Held while a future of this core is published or its Condition is
@@ -421,9 +435,12 @@ class Core(Generic[R]):
         """
         items: list[tuple[Any, ...]] = []
         saw_stop = False
-        while True:
+        mailbox = self.mailbox
+        # empty() first: it ends the common case without raising queue.Empty
+        # (a shutdown's critical path); a racing taker may still empty it.
+        while not mailbox.empty():
             try:
-                item = self.mailbox.get_nowait()
+                item = mailbox.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
@@ -503,7 +520,7 @@ class Core(Generic[R]):
             except BaseException as exc:  # routed: raised after the rest are cancelled
                 interrupt = interrupt or exc
         del doomed
-        if work is not None:
+        if work:  # callbacks to run (None: cancelled before; []: none registered)
             try:
                 self.token._finish_cancel(work)
             except BaseException as exc:  # routed: raised below
@@ -601,12 +618,32 @@ def _worker_refusal(core: Core[Any], what: str) -> BaseException:
 
 # -- the settle path ------------------------------------------------------------------
 #
-# A request is a tuple (tag, fn, kwargs, *args).  The tag says who waits for it:
+# A request is a tuple (tag, fn, *args), run as fn(*args): a worker's
+# producer puts the resource first in args (Core.resource), and keyword
+# arguments are bound into fn (WithKwargs), so the owner thread calls each
+# request with one slice of its tuple, never building a list or a dict
+# ("post()" rows of nox -s bench).  The tag says who waits for it:
 # None for post(), a CallSlot for call(), a Future for submit().  claim takes
 # the right to run it (False: it was cancelled first); settle hands over the
 # outcome.  Batching only moves settle after end_batch.
 
-NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
+class WithKwargs(functools.partial[Any]):
+    """A request's function with its keyword arguments bound (only when it has some)."""
+
+    __slots__ = ()
+
+
+def request(
+    core: Core[Any], tag: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The request tuple for ``fn(*args, **kwargs)`` (a worker's resource first)."""
+    if kwargs:
+        fn = WithKwargs(fn, **kwargs)
+    # Concatenation, not (tag, fn, *args): that builds a list first.
+    if core.pass_resource:
+        return (tag, fn, core.resource) + args  # noqa: RUF005  (see above)
+    return (tag, fn) + args  # noqa: RUF005
 
 
 def claim(tag: Any) -> bool:
@@ -669,35 +706,77 @@ def fail(core: Core[Any], item: tuple[Any, ...], exc: BaseException) -> None:
 
 
 def describe(fn: object) -> str:
+    if type(fn) is WithKwargs:
+        fn = fn.func
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def execute(core: Core[Any], pre: tuple[Any, ...], item: tuple[Any, ...]) -> None:
-    """Run one request and settle it (owner thread)."""
-    tag = item[0]
-    # claim(None) is True: a post() skips the call (the fire-and-forget path).
-    if tag is not None and not claim(tag):
-        return
-    try:
-        value = item[1](*pre, *item[3:], **item[2])
-    except BaseException as exc:  # delivered to whoever waits (or the error hook)
-        if pre and type(exc) is TypeError and exc.__traceback__.tb_next is None:  # type: ignore[union-attr]  # raised here: it has a traceback
-            note_resource_first(exc, item, pre)
-        try:
-            settle(core, item, False, exc)
-        finally:
-            # Break the cycle an exception makes: exc -> its traceback -> this
-            # frame -> item -> the future -> exc.  The caller may keep the
-            # exception; it must not keep the request, nor the resource.
-            item = pre = tag = None  # type: ignore[assignment]
-        return
-    if tag is not None:
-        settle(core, item, True, value)
+def execute_all(core: Core[Any], get: Callable[[], Any]) -> None:
+    """Run the requests *get* returns, in order, until the stop marker (owner thread).
+
+    The one place a request runs, but for group commit (execute_batch): it
+    is claimed, run and settled here.  The loop is this function, rather
+    than a call per request, because that call was a fifth of a post()'s
+    cost in the owner thread ("post()" rows of nox -s bench).
+    """
+    while True:
+        item = get()
+        if item is _STOP:
+            # The traceback of an exception a caller keeps holds this frame;
+            # in the final sweep *get* is a generator holding the swept
+            # requests, and through them that exception (a cycle).
+            del get
+            return
+        # What runs now, for threadkit.dump().
+        core.current = item
+        tag = item[0]
+        # A post() (tag None) has nothing to claim: the fire-and-forget path.
+        if tag is None or claim(tag):
+            try:
+                # The same call at every arity; the two commonest (a worker's
+                # request with the resource and none or one argument) without
+                # the slice, which was a tenth of a post() in the owner thread.
+                n = len(item)
+                if n == 3:
+                    value = item[1](item[2])
+                elif n == 4:
+                    value = item[1](item[2], item[3])
+                else:
+                    value = item[1](*item[2:])
+            except BaseException as exc:  # delivered to whoever waits (or the error hook)
+                if (
+                    core.pass_resource
+                    and type(exc) is TypeError
+                    and exc.__traceback__.tb_next is None  # type: ignore[union-attr]  # raised here: it has one
+                ):
+                    note_resource_first(exc, item)
+                try:
+                    settle(core, item, False, exc)
+                finally:
+                    # Break the cycle an exception makes: exc -> its traceback
+                    # -> this frame -> item -> the future -> exc.  The caller
+                    # may keep the exception; it must not keep the request.
+                    core.current = item = tag = None
+                continue
+            if tag is not None:
+                settle(core, item, True, value)
+        # Drop the request before blocking again: it holds the future, and
+        # through it the result, which the caller may want freed.
+        core.current = item = tag = value = None
 
 
-def execute_batch(
-    core: Core[Any], resource: Any, pre: tuple[Any, ...], batch: list[tuple[Any, ...]]
-) -> None:
+def _late_requests(core: Core[Any], late: list[tuple[Any, ...]]) -> Iterator[Any]:
+    """The requests of the final sweep, for execute_all(); cancelled instead once asked to."""
+    for item in late:
+        # Asked per request: a shutdown(cancel_futures=True) may come while they run.
+        if core.cancel_futures:
+            cancel(item)
+        else:
+            yield item
+    yield _STOP
+
+
+def execute_batch(core: Core[Any], resource: Any, batch: list[tuple[Any, ...]]) -> None:
     """Run a batch between begin_batch and end_batch; settle only after end_batch."""
     batch = [item for item in batch if claim(item[0])]
     if not batch:
@@ -710,10 +789,14 @@ def execute_batch(
         stage = "end_batch()"
         for item in batch:
             try:
-                outcomes.append((item, True, item[1](*pre, *item[3:], **item[2])))
+                outcomes.append((item, True, item[1](*item[2:])))
             except BaseException as exc:  # fails this request only
-                if pre and type(exc) is TypeError and exc.__traceback__.tb_next is None:  # type: ignore[union-attr]  # as in execute()
-                    note_resource_first(exc, item, pre)
+                if (
+                    core.pass_resource
+                    and type(exc) is TypeError
+                    and exc.__traceback__.tb_next is None  # type: ignore[union-attr]  # as in execute_all()
+                ):
+                    note_resource_first(exc, item)
                 outcomes.append((item, False, exc))
         if core.end_batch is not None:
             core.end_batch(resource)
@@ -729,8 +812,8 @@ def execute_batch(
         for item, ok, value in outcomes:
             settle(core, item, ok, value)
     finally:
-        # As in execute(): the exceptions' tracebacks hold this frame.
-        outcomes = batch = item = value = resource = pre = None  # type: ignore[assignment]
+        # As in execute_all(): the exceptions' tracebacks hold this frame.
+        outcomes = batch = item = value = resource = None  # type: ignore[assignment]
 
 
 def batch_error(core: Core[Any], stage: str, cause: BaseException) -> BatchError:
@@ -777,23 +860,22 @@ def _own(core: Core[Any]) -> None:
         core.started.set()
         del core  # as in _run()
         return
-    pre = (resource,) if core.pass_resource else ()
+    if core.pass_resource:
+        core.resource = resource
     core.opened()
     try:
-        _serve(core, resource, pre)
+        _serve(core, resource)
         # From here on no producer's put can go unnoticed: each one that reads
         # stopped == True reclaims its request (module docstring).
         late = core.final_sweep()
         _stop_bounding(core)
-        for item in late:
-            if core.cancel_futures:
-                cancel(item)
-            else:
-                execute(core, pre, item)
+        if late:
+            execute_all(core, _late_requests(core, late).__next__)
         del late
         core.close_resource(resource)
     finally:
-        del resource, pre
+        core.resource = None
+        del resource
         _stop_bounding(core)
         core.finished()
 
@@ -816,7 +898,7 @@ def _stop_bounding(core: Core[Any]) -> None:
         core.mailbox.unbound()
 
 
-def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
+def _serve(core: Core[Any], resource: Any) -> None:
     """Take requests until the stop marker and run them.
 
     A request taken here has started, as one a ThreadPoolExecutor's worker
@@ -827,17 +909,8 @@ def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
     get = core.mailbox.get
     get_nowait = core.mailbox.get_nowait
     if core.begin_batch is None and core.end_batch is None:
-        while True:
-            item = get()
-            if item is _STOP:
-                return
-            # What runs now and since when, for threadkit.dump().
-            core.current = item
-            core.since = monotonic()
-            execute(core, pre, item)
-            # Drop the request before blocking again: it holds the future,
-            # and through it the result, which the caller may want freed.
-            core.current = item = None
+        execute_all(core, get)
+        return
     max_batch = core.max_batch
     while True:
         item = get()
@@ -854,8 +927,7 @@ def _serve(core: Core[Any], resource: Any, pre: tuple[Any, ...]) -> None:
             batch.pop()
         if batch:
             core.current = batch[0]
-            core.since = monotonic()
-            execute_batch(core, resource, pre, batch)
+            execute_batch(core, resource, batch)
         core.current = item = batch = None  # type: ignore[assignment]
         if stop:
             return
@@ -888,12 +960,13 @@ class Face:
         check_function(fn, "submit()")
         future: LazyFuture[Any] = LazyFuture()
         future._core = core
-        core.put_accepted(self._put, (future, fn, kwargs or NO_KWARGS, *args), "submit to")
+        core.put_accepted(self._put, request(core, future, fn, args, kwargs), "submit to")
         return future
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         core = self._core
-        if threading.get_ident() == core.owner_ident:
+        me = threading.get_ident()
+        if me == core.owner_ident:
             raise DeadlockError(
                 f"call() from the owner thread of worker {core.name!r} would wait for "
                 "itself forever; call the function on the resource directly, or use submit()"
@@ -901,19 +974,35 @@ class Face:
         if not core.accepting:
             raise core.refuse("call")
         check_function(fn, "call()")
+        if kwargs:
+            fn = WithKwargs(fn, **kwargs)
         slot = CallSlot()
-        # Recorded before the request is queued: if it would close a cycle of
-        # workers waiting for each other, nothing has been queued yet.
-        _waits.wait_begins(core.owner_ident, f"call() on worker {core.name!r}", slot.is_settled)
+        # Only workers have call(): the resource is always first.
+        item = (slot, fn, core.resource) + args  # noqa: RUF005  (no list built)
+        # _waits.wait_begins(), inlined (see _waits.edges): recorded before the
+        # request is queued, so if it would close a cycle of workers waiting
+        # for each other, nothing has been queued yet.  The owner thread is not
+        # this one (checked above).
+        target = core.owner_ident
+        edges[me] = (target, slot.is_settled)
+        if target in edges:
+            _waits.find_cycle(me, target, core.call_what)
         try:
-            core.put_accepted(self._put, (slot, fn, kwargs or NO_KWARGS, *args), "call")
+            # Core.put_accepted(), inlined: the less runs between the put that
+            # wakes the owner thread and the acquire that lets it take the GIL,
+            # the fewer thread switches a round trip costs.
+            self._put(item)
+            if core.stopped:
+                core.reclaim(item, "call")
+            elif core.cancel_futures:
+                cancel(item)
             try:
                 slot.done.acquire()
             except BaseException:  # interrupted while waiting: withdraw if not started
                 claim(slot)
                 raise
         finally:
-            _waits.wait_ends()
+            edges.pop(me, None)  # _waits.wait_ends(), inlined
         if slot.cancelled:
             raise CancelledError(f"worker {core.name!r} was shut down before this call ran")
         exc = slot.exception
@@ -921,8 +1010,9 @@ class Face:
             try:
                 raise exc
             finally:
-                # Break the cycle exc -> traceback -> this frame -> exc.
-                exc = slot = None  # type: ignore[assignment]
+                # Break the cycle exc -> traceback -> this frame -> exc (the
+                # slot holds it, and the request holds the slot).
+                exc = slot = item = None  # type: ignore[assignment]
         return slot.result
 
     def _put_bounded(self, item: tuple[Any, ...]) -> None:
@@ -984,7 +1074,8 @@ class Face:
         if not waits or thread is None:
             return  # not waiting, or never started: no thread to wait for
         # A start() racing this call may not have started the thread yet.
-        core.launched.wait()
+        if not core.launched.is_set():
+            core.launched.wait()
         if thread.ident is not None:
             # No timeout: the wait is bounded by the request running now.  The
             # thread exits after close has run: joining it is one wake-up.
@@ -1118,7 +1209,7 @@ def _check_sync(fn: object, lead: str) -> None:
     )
 
 
-def note_resource_first(exc: TypeError, item: tuple[Any, ...], pre: tuple[Any, ...]) -> None:
+def note_resource_first(exc: TypeError, item: tuple[Any, ...]) -> None:
     """Say so when a request failed because its function takes no resource.
 
     Called only for a :class:`TypeError` raised by the call itself (no frame
@@ -1126,13 +1217,17 @@ def note_resource_first(exc: TypeError, item: tuple[Any, ...], pre: tuple[Any, .
     note is added only if the arguments bind without the resource and do not
     with it: a function written for an executor (``call(lambda: 42)``).
     """
-    fn, kwargs, args = item[1], item[2], item[3:]
+    fn: Any = item[1]
+    resource, args = item[2], item[3:]
+    kwargs: Mapping[str, Any] = {}
+    if type(fn) is WithKwargs:  # keyword arguments were bound into it: unbind them
+        fn, kwargs = fn.func, fn.keywords
     try:
         signature = inspect.signature(fn)
     except Exception:  # no signature (some builtins), or a broken one: no note, never an error
         return
     try:
-        signature.bind(*pre, *args, **kwargs)
+        signature.bind(resource, *args, **kwargs)
     except TypeError:
         pass
     else:

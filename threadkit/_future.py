@@ -85,8 +85,13 @@ class LazyFuture(Future[T]):
         # Only reached when normal lookup fails, i.e. on the first use of a
         # lazy attribute.
         if name == "_condition":
+            # Built before the lock is taken: Condition() runs Python code, where
+            # the thread may be switched out, and the owner thread, publishing
+            # any future of the worker, would wait for the lock meanwhile.  The
+            # Condition of a thread that loses the race is dropped unused.
+            condition = threading.Condition()
             with self._lock():  # ordered against _publish(): see the module docstring
-                return self.__dict__.setdefault(name, threading.Condition())
+                return self.__dict__.setdefault(name, condition)
         if name in _LISTS:
             # dict.setdefault is one atomic call: racing threads agree on one list.
             return self.__dict__.setdefault(name, [])

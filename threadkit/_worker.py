@@ -15,10 +15,10 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from threadkit._engine import (
-    NO_KWARGS,
     Core,
     ErrorHook,
     Face,
+    WithKwargs,
     check_callable,
     check_count,
     check_function,
@@ -399,10 +399,13 @@ class ResourceWorker(Face, Generic[R]):
         if not core.accepting:
             raise core.refuse("post to")
         check_function(fn, "post()")
-        # Core.put_accepted(), inlined: post() is the path where a call shows
-        # ("post() fire-and-forget" in nox -s bench), and a post() has no
-        # handle for cancel_futures to cancel by, so only the reclaim is left.
-        item = (None, fn, kwargs or NO_KWARGS, *args)
+        # engine.request() and Core.put_accepted(), inlined: post() is the path
+        # where a call shows ("post() fire-and-forget" in nox -s bench), and a
+        # post() has no handle for cancel_futures to cancel by, so only the
+        # reclaim is left.
+        if kwargs:
+            fn = WithKwargs(fn, **kwargs)
+        item = (None, fn, core.resource) + args  # noqa: RUF005  (no list built)
         self._put(item)
         if core.stopped:
             core.reclaim(item, "post to")

@@ -40,8 +40,10 @@ import logging
 import math
 import threading
 import weakref
+from _thread import allocate_lock
 from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import Any
 
 from threadkit._errors import Cancelled
 
@@ -473,6 +475,109 @@ def _bind_token(token: CancelToken) -> Iterator[CancelToken]:
         yield token
     finally:
         _local.token = previous
+
+
+def _cancellable() -> CancelToken | None:
+    """This thread's token if one is bound (it can be cancelled), else None.
+
+    The test every blocking wait makes first: one thread-local read, so a
+    wait outside any task costs what it did before cancellable waits.
+    """
+    token: CancelToken | None = getattr(_local, "token", None)
+    return token
+
+
+# The outcomes of a _Waiter, each set once by whoever claims it first.
+_W_PENDING = 0
+_W_NOTIFIED = 1
+_W_CANCELLED = 2
+_W_TIMED_OUT = 3
+
+
+class _Waiter:
+    """Stands in a :class:`threading.Condition`'s waiter list for a cancellable wait.
+
+    ``Condition.notify`` calls ``release()`` on the first waiters of its
+    deque and skips (without counting) one whose ``release()`` raises
+    :class:`RuntimeError` (every supported Python does, since gh-92530).
+    Three parties may end the wait: a notify, a cancel callback, the
+    waiter's own timeout.  Whoever pops the one-element ``_claim`` first
+    (``list.pop`` is atomic) sets ``outcome`` and then releases ``_gate``;
+    the others lose.  So a notify that loses to a cancel raises and passes
+    the wake-up on to the next waiter: a cancelled wait never swallows one.
+    """
+
+    __slots__ = ("_claim", "_gate", "outcome")
+
+    def __init__(self) -> None:
+        self._gate = allocate_lock()
+        self._gate.acquire()
+        self._claim = [True]
+        self.outcome = _W_PENDING
+
+    def settle(self, outcome: int) -> bool:
+        try:
+            self._claim.pop()
+        except IndexError:
+            return False
+        self.outcome = outcome
+        self._gate.release()
+        return True
+
+    def release(self) -> None:
+        # Called by Condition.notify, which holds the condition's lock.
+        if not self.settle(_W_NOTIFIED):
+            raise RuntimeError("release unlocked lock")
+
+    def cancel(self) -> None:
+        self.settle(_W_CANCELLED)
+
+    def block(self, timeout: float | None) -> int:
+        """Wait until settled (settling it as timed out if *timeout* expires first)."""
+        gate = self._gate
+        if timeout is None:
+            gate.acquire()
+        elif not (timeout > 0 and gate.acquire(True, timeout)) and not self.settle(_W_TIMED_OUT):
+            # Another party claimed it just now and releases the gate next.
+            gate.acquire()
+        return self.outcome
+
+
+def _wait_condition(cond: Any, timeout: float | None, token: CancelToken) -> bool:
+    """``cond.wait(timeout)`` that raises :class:`Cancelled` when *token* is cancelled.
+
+    Works on any :class:`threading.Condition` (it uses the protocol that
+    ``threading.Condition.wait`` itself uses: ``_waiters``, ``_is_owned``,
+    ``_release_save``, ``_acquire_restore``), so the stdlib's ``notify``
+    wakes it.  As with the stdlib's, the lock is held again when it returns
+    or raises.  A notification that reached this waiter first wins over a
+    cancel that lands later: the wait returns True, and the caller sees
+    the cancellation at its next wait.
+
+    Raises:
+        Cancelled: *token* was cancelled before or during the wait.
+        RuntimeError: The lock is not held.
+    """
+    if not cond._is_owned():
+        raise RuntimeError("cannot wait on un-acquired lock")
+    token.raise_if_cancelled()
+    waiter = _Waiter()
+    cond._waiters.append(waiter)
+    saved = cond._release_save()
+    try:
+        with token.on_cancel(waiter.cancel):
+            outcome = waiter.block(timeout)
+    finally:
+        # An interrupt in block() leaves the waiter unclaimed: claim it so a
+        # later notify skips it (and wakes someone else) instead of counting it.
+        waiter.settle(_W_TIMED_OUT)
+        cond._acquire_restore(saved)
+        if waiter.outcome != _W_NOTIFIED:
+            with contextlib.suppress(ValueError):  # notify removed it already
+                cond._waiters.remove(waiter)
+    if outcome == _W_CANCELLED:
+        raise Cancelled(token.reason)
+    return outcome == _W_NOTIFIED
 
 
 def _check_timeout(timeout: object, what: str = "timeout") -> None:

@@ -1,0 +1,377 @@
+"""Cancellable waits: a blocking wait in threadkit raises Cancelled when the thread's token is.
+
+The contract, for every wait that promises it: while a thread's
+``current_token()`` can be cancelled, a wait that would block raises
+:class:`threadkit.Cancelled` (with the token's reason) when the token is
+cancelled, woken by the cancel itself; a wait that need not block does not
+raise; a thread without a token waits exactly as before.  Races between a
+cancel and what would satisfy the wait lose nothing: no wake-up, no permit,
+no lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import threadkit
+from threadkit import _cancel, checks
+from threadkit._cancel import _bind_token
+
+from .conftest import WAIT
+
+
+class InTask:
+    """Run ``fn(about_to_wait)`` in a thread whose current token is ``self.token``."""
+
+    def __init__(self, fn: Callable[[threading.Event], object], token: Any = None) -> None:
+        self.token = threadkit.CancelToken() if token is None else token
+        self.about_to_wait = threading.Event()
+        self.outcome: tuple[str, Any] | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), name="in-task")
+        self.thread.start()
+
+    def _run(self, fn: Callable[[threading.Event], object]) -> None:
+        with _bind_token(self.token):
+            try:
+                self.outcome = ("returned", fn(self.about_to_wait))
+            except BaseException as exc:  # routed: recorded for the test to assert on
+                self.outcome = ("raised", exc)
+
+    def finish(self) -> tuple[str, Any]:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "the wait did not end"
+        assert self.outcome is not None
+        return self.outcome
+
+
+@dataclass
+class Wait:
+    """One kind of blocking wait: how to block on it, and how to satisfy it."""
+
+    name: str
+    make: Callable[[], Any]  # a fresh primitive, in the state where waiting blocks
+    wait: Callable[[Any], object]  # the blocking wait (run in the task)
+    satisfy: Callable[[Any], None]  # what ends the wait normally (run outside)
+    keeps: bool = False  # a lock the waiter got, which it releases itself
+
+
+def _unchecked(factory: Callable[[], Any]) -> Callable[[], Any]:
+    def make() -> Any:
+        was = checks.enabled()
+        checks.disable()
+        try:
+            return factory()
+        finally:
+            checks.enable() if was else checks.disable()
+
+    return make
+
+
+def _checked(factory: Callable[[], Any]) -> Callable[[], Any]:
+    def make() -> Any:
+        was = checks.enabled()
+        checks.enable()
+        try:
+            return factory()
+        finally:
+            checks.enable() if was else checks.disable()
+
+    return make
+
+
+def _held(factory: Callable[[], Any]) -> Callable[[], Any]:
+    def make() -> Any:
+        lock = factory()
+        lock.acquire()
+        return lock
+
+    return make
+
+
+def _with(lock: Any) -> bool:
+    with lock:
+        pass
+    return True
+
+
+def _cond_wait(cond: threadkit.Condition) -> bool:
+    with cond:
+        # A notify before the wait reaches nobody: the flag says it came.
+        return getattr(cond, "ready", False) or cond.wait()
+
+
+def _cond_wait_for(cond: threadkit.Condition) -> bool:
+    with cond:
+        return cond.wait_for(lambda: getattr(cond, "ready", False))
+
+
+def _notify(cond: threadkit.Condition) -> None:
+    with cond:
+        cond.ready = True  # type: ignore[attr-defined]
+        cond.notify_all()
+
+
+def _release(x: Any) -> None:
+    x.release()
+
+
+def _acquire(x: Any) -> bool:
+    return bool(x.acquire())
+
+
+def _acquire_timed(x: Any) -> bool:
+    return bool(x.acquire(timeout=WAIT))
+
+
+_lock, _clock = _held(_unchecked(threadkit.Lock)), _held(_checked(threadkit.Lock))
+_rlock, _crlock = _held(_unchecked(threadkit.RLock)), _held(_checked(threadkit.RLock))
+WAITS = [
+    Wait("Lock.acquire", _lock, _acquire, _release, True),
+    Wait("with Lock", _lock, _with, _release),
+    Wait("Lock.acquire timeout", _lock, _acquire_timed, _release, True),
+    Wait("checked Lock.acquire", _clock, _acquire_timed, _release, True),
+    Wait("with checked Lock", _clock, _with, _release),
+    Wait("RLock.acquire", _rlock, _acquire, _release, True),
+    Wait("RLock.acquire timeout", _rlock, _acquire_timed, _release, True),
+    Wait("checked RLock.acquire", _crlock, _acquire, _release, True),
+    Wait("Semaphore.acquire", lambda: threadkit.Semaphore(0), _acquire, _release),
+    Wait("BoundedSemaphore.acquire", _held(threadkit.BoundedSemaphore), _acquire_timed, _release),
+    Wait("Event.wait", threadkit.Event, lambda x: x.wait(), lambda x: x.set()),
+    Wait("Condition.wait", threadkit.Condition, _cond_wait, _notify),
+    Wait("Condition.wait_for", threadkit.Condition, _cond_wait_for, _notify),
+]
+LOCK_WAITS = [w for w in WAITS if "Lock" in w.name]
+
+
+def _waiter(kind: Wait, obj: Any) -> Callable[[threading.Event], object]:
+    def run(about_to_wait: threading.Event) -> object:
+        about_to_wait.set()
+        got = kind.wait(obj)
+        if kind.keeps and got:
+            obj.release()  # a checked lock or an RLock belongs to the waiter's thread
+        return got
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def checks_restored() -> Iterator[None]:
+    was = checks.enabled()
+    yield
+    checks.enable() if was else checks.disable()
+
+
+@pytest.mark.parametrize("kind", WAITS, ids=lambda w: w.name)
+def test_a_blocked_wait_raises_cancelled_with_the_reason_when_the_token_is_cancelled(
+    kind: Wait,
+) -> None:
+    obj = kind.make()
+    task = InTask(_waiter(kind, obj))
+    assert task.about_to_wait.wait(WAIT)
+    task.token.cancel("stop now")
+    how, exc = task.finish()
+    assert how == "raised"
+    assert isinstance(exc, threadkit.Cancelled)
+    assert exc.reason == "stop now"
+    # Nothing was taken: what satisfies a waiter now satisfies a new one.
+    kind.satisfy(obj)
+    again = InTask(_waiter(kind, obj))
+    assert again.finish() == ("returned", True)
+
+
+@pytest.mark.parametrize("kind", WAITS, ids=lambda w: w.name)
+def test_a_wait_on_an_already_cancelled_token_raises_at_once(kind: Wait) -> None:
+    obj = kind.make()
+    token = threadkit.CancelToken()
+    token.cancel("early")
+    how, exc = InTask(_waiter(kind, obj), token).finish()
+    assert how == "raised"
+    assert isinstance(exc, threadkit.Cancelled)
+    assert exc.reason == "early"
+
+
+@pytest.mark.parametrize("kind", WAITS, ids=lambda w: w.name)
+def test_a_satisfied_wait_returns_normally_in_a_cancellable_thread(kind: Wait) -> None:
+    obj = kind.make()
+    task = InTask(_waiter(kind, obj))
+    assert task.about_to_wait.wait(WAIT)
+    kind.satisfy(obj)
+    assert task.finish() == ("returned", True)
+
+
+@pytest.mark.parametrize(
+    ("make", "wait"),
+    [
+        (threadkit.Lock, lambda x: x.acquire()),
+        (threadkit.RLock, lambda x: x.acquire()),
+        (lambda: threadkit.Semaphore(1), lambda x: x.acquire()),
+        (threadkit.Event, lambda x: (x.set(), x.wait())[1]),
+    ],
+    ids=["Lock", "RLock", "Semaphore", "Event"],
+)
+def test_a_wait_that_need_not_block_does_not_raise_even_when_cancelled(
+    make: Callable[[], Any], wait: Callable[[Any], object]
+) -> None:
+    # Decided: Cancelled comes from waiting, not from touching a primitive;
+    # code checks its token itself where it wants to stop.
+    token = threadkit.CancelToken()
+    token.cancel()
+    obj = make()
+    assert InTask(lambda _: wait(obj), token).finish() == ("returned", True)
+
+
+def test_the_token_outside_any_task_is_one_singleton() -> None:
+    seen: list[threadkit.CancelToken] = []
+    thread = threading.Thread(target=lambda: seen.append(threadkit.current_token()))
+    thread.start()
+    thread.join(WAIT)
+    assert seen[0] is threadkit.current_token() is _cancel._NEVER
+
+
+def test_a_thread_without_a_token_takes_the_uncancellable_path() -> None:
+    assert _cancel._cancellable() is None
+    with _bind_token(threadkit.CancelToken()) as token:
+        assert _cancel._cancellable() is token
+    assert _cancel._cancellable() is None
+
+
+def test_a_cancelled_condition_wait_holds_the_lock_again_when_it_raises() -> None:
+    cond = threadkit.Condition(threadkit.Lock())
+    held_after: list[bool] = []
+
+    def run(about_to_wait: threading.Event) -> None:
+        with cond:
+            about_to_wait.set()
+            try:
+                cond.wait()
+            finally:
+                held_after.append(cond._is_owned())  # type: ignore[attr-defined]
+
+    task = InTask(run)
+    assert task.about_to_wait.wait(WAIT)
+    task.token.cancel()
+    assert task.finish()[0] == "raised"
+    assert held_after == [True]
+    assert cond.acquire(timeout=WAIT)  # and released it on the way out
+    cond.release()
+
+
+# -- races: nothing lost ------------------------------------------------------------
+
+
+def _race(mine: Callable[[], object], *others: Callable[[], object]) -> None:
+    """Run *mine* in this thread and each of *others* in a thread of its own, at once."""
+    barrier = threading.Barrier(1 + len(others))
+
+    def go(action: Callable[[], object]) -> None:
+        barrier.wait(WAIT)
+        action()
+
+    threads = [threading.Thread(target=go, args=(a,)) for a in others]
+    for t in threads:
+        t.start()
+    go(mine)
+    for t in threads:
+        t.join(WAIT)
+        assert not t.is_alive()
+
+
+@settings(max_examples=25)
+@given(kind=st.sampled_from(LOCK_WAITS))
+def test_a_cancel_racing_a_release_never_leaks_the_lock(kind: Wait) -> None:
+    lock = kind.make()
+    task = InTask(_waiter(kind, lock))
+    assert task.about_to_wait.wait(WAIT)
+    _race(lock.release, task.token.cancel)  # released by its holder, this thread
+    how, value = task.finish()
+    assert (how, value) == ("returned", True) or isinstance(value, threadkit.Cancelled)
+    # Whoever got it released it: the lock is free for the next taker.
+    again = InTask(_waiter(kind, lock))
+    assert again.finish() == ("returned", True)
+
+
+@settings(max_examples=25)
+@given(
+    waiters=st.integers(1, 5),
+    cancels=st.data(),
+    bounded=st.booleans(),
+)
+def test_cancels_racing_releases_never_lose_or_leak_a_permit(
+    waiters: int, cancels: st.DataObject, bounded: bool
+) -> None:
+    sem = threadkit.BoundedSemaphore(waiters) if bounded else threadkit.Semaphore(waiters)
+    for _ in range(waiters):
+        sem.acquire()
+    cancelled = cancels.draw(st.sets(st.integers(0, waiters - 1)), label="cancelled")
+    tasks = [InTask(lambda ready: (ready.set(), sem.acquire())[1]) for _ in range(waiters)]
+    for t in tasks:
+        assert t.about_to_wait.wait(WAIT)
+    _race(
+        lambda: sem.release(waiters),
+        *(lambda i=i: tasks[i].token.cancel() for i in sorted(cancelled)),
+    )
+    outcomes = [t.finish() for t in tasks]
+    got = sum(1 for how, _ in outcomes if how == "returned")
+    for i, (how, value) in enumerate(outcomes):
+        if how == "raised":
+            assert i in cancelled
+            assert isinstance(value, threadkit.Cancelled)
+    # Every permit is either held by a waiter that returned or still free.
+    assert sem.statistics().value == waiters - got
+
+
+@settings(max_examples=25)
+@given(waiters=st.integers(1, 5), data=st.data())
+def test_a_cancel_racing_a_notify_never_swallows_the_wake_up(
+    waiters: int, data: st.DataObject
+) -> None:
+    cancelled = data.draw(st.sets(st.integers(0, waiters - 1)), label="cancelled")
+    notified = data.draw(st.integers(0, waiters - len(cancelled)), label="notified")
+    cond = threadkit.Condition(threadkit.Lock())
+    parked = threading.Semaphore(0)
+
+    def run(_: threading.Event) -> bool:
+        with cond:
+            parked.release()
+            return cond.wait()
+
+    tasks = [InTask(run) for _ in range(waiters)]
+    for _ in tasks:
+        assert parked.acquire(timeout=WAIT)
+    with cond:
+        pass  # every waiter has released the lock: each is in wait()
+
+    def notify() -> None:
+        with cond:
+            cond.notify(notified)
+
+    _race(notify, *(lambda i=i: tasks[i].token.cancel() for i in sorted(cancelled)))
+    for t in tasks:
+        t.token.cancel("clean up")  # ends the waits no one notified
+    outcomes = [t.finish() for t in tasks]
+    woken = sum(1 for how, _ in outcomes if how == "returned")
+    # There were always enough uncancelled waiters to take every notification.
+    assert woken == notified
+
+
+@settings(max_examples=25)
+@given(waiters=st.integers(1, 4), data=st.data())
+def test_a_cancel_racing_set_wakes_every_other_event_waiter(
+    waiters: int, data: st.DataObject
+) -> None:
+    cancelled = data.draw(st.sets(st.integers(0, waiters - 1)), label="cancelled")
+    event = threadkit.Event()
+    tasks = [InTask(lambda ready: (ready.set(), event.wait())[1]) for _ in range(waiters)]
+    for t in tasks:
+        assert t.about_to_wait.wait(WAIT)
+    _race(event.set, *(lambda i=i: tasks[i].token.cancel() for i in sorted(cancelled)))
+    for i, t in enumerate(tasks):
+        how, value = t.finish()
+        assert (how, value) == ("returned", True) or (i in cancelled and how == "raised")

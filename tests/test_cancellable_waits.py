@@ -375,3 +375,102 @@ def test_a_cancel_racing_set_wakes_every_other_event_waiter(
     for i, t in enumerate(tasks):
         how, value = t.finish()
         assert (how, value) == ("returned", True) or (i in cancelled and how == "raised")
+
+
+# -- futures, tasks, workers ---------------------------------------------------------
+
+
+@pytest.fixture
+def busy_worker() -> Iterator[tuple[threadkit.ResourceWorker[dict[str, Any]], threading.Event]]:
+    """A worker whose owner thread is busy until the event is set."""
+    release = threading.Event()
+    started = threading.Event()
+    with threadkit.ResourceWorker(dict, name="busy") as worker:
+        worker.post(lambda _: (started.set(), release.wait(WAIT)))
+        assert started.wait(WAIT)
+        yield worker, release
+        release.set()
+
+
+def _cancel_while_waiting(wait: Callable[[], object]) -> Any:
+    task = InTask(lambda ready: (ready.set(), wait())[1])
+    assert task.about_to_wait.wait(WAIT)
+    task.token.cancel("caller gave up")
+    how, exc = task.finish()
+    assert how == "raised"
+    assert isinstance(exc, threadkit.Cancelled)
+    assert exc.reason == "caller gave up"
+    return exc
+
+
+def test_a_call_cancelled_before_its_request_started_never_runs(
+    busy_worker: tuple[threadkit.ResourceWorker[dict[str, Any]], threading.Event],
+) -> None:
+    worker, release = busy_worker
+    ran: list[str] = []
+    _cancel_while_waiting(lambda: worker.call(lambda _: ran.append("withdrawn")))
+    release.set()
+    worker.call(lambda _: ran.append("later"))  # FIFO: the withdrawn one would run first
+    assert ran == ["later"]
+
+
+def test_a_call_cancelled_while_its_request_runs_lets_it_finish_and_drops_the_outcome() -> None:
+    running = threading.Event()
+    finish = threading.Event()
+    finished: list[str] = []
+
+    def request(_: object) -> str:
+        running.set()
+        finish.wait(WAIT)
+        finished.append("done")
+        return "dropped"
+
+    with threadkit.ResourceWorker(dict, name="slow") as worker:
+        task = InTask(lambda _: worker.call(request))
+        assert running.wait(WAIT)
+        task.token.cancel("caller gave up")
+        how, exc = task.finish()
+        assert (how, type(exc)) == ("raised", threadkit.Cancelled)
+        finish.set()
+        worker.call(lambda _: None)
+    assert finished == ["done"]
+
+
+@pytest.mark.parametrize("method", ["result", "exception"])
+def test_waiting_for_a_worker_future_is_cancellable_and_leaves_the_request_queued(
+    busy_worker: tuple[threadkit.ResourceWorker[dict[str, Any]], threading.Event],
+    method: str,
+) -> None:
+    worker, release = busy_worker
+    future = worker.submit(lambda _: "value")
+    _cancel_while_waiting(getattr(future, method))
+    release.set()
+    assert future.result(WAIT) == "value"
+
+
+@pytest.mark.parametrize("method", ["result", "exception", "join"])
+def test_waiting_for_another_task_is_cancellable_and_leaves_that_task_running(
+    method: str,
+) -> None:
+    release = threading.Event()
+    other = threadkit.spawn(lambda: release.wait(WAIT) and "other")
+    try:
+        _cancel_while_waiting(getattr(other, method))
+        assert not other.done()
+    finally:
+        release.set()
+    assert other.result(WAIT) == "other"
+
+
+def test_a_timed_wait_for_a_task_still_times_out_in_a_cancellable_thread() -> None:
+    release = threading.Event()
+    other = threadkit.spawn(release.wait, WAIT)
+    try:
+        task = InTask(lambda _: other.join(timeout=0.01))
+        assert task.finish() == ("returned", False)
+        task = InTask(lambda _: other.result(timeout=0.01))
+        how, exc = task.finish()
+        assert (how, type(exc)) == ("raised", TimeoutError)
+    finally:
+        release.set()
+    assert other.result(WAIT) is True

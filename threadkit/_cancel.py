@@ -543,6 +543,36 @@ class _Waiter:
         return self.outcome
 
 
+class _Gate(_Waiter):
+    """A one-shot gate that a settler opens and a cancel may open first.
+
+    Stands in for the plain lock a settler releases once (a worker's
+    ``call()`` slot): ``release()`` opens it unless a cancel did already,
+    and then does nothing, so the settler never sees an error.
+    """
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        self.settle(_W_NOTIFIED)
+
+
+def _wait_done(future: Any, timeout: float | None, token: CancelToken) -> None:
+    """Wait until *future* is done or *timeout* passes, unless *token* is cancelled first.
+
+    For the ``result()`` / ``exception()`` of a future: the caller then asks
+    the future itself with timeout 0.  Uses the future's own Condition, which
+    every state change to done notifies, as ``Future.result`` does.
+
+    Raises:
+        Cancelled: *token* was cancelled before the future was done.
+    """
+    condition = future._condition
+    with condition:
+        if not future.done():
+            _wait_condition(condition, timeout, token)
+
+
 def _wait_condition(cond: Any, timeout: float | None, token: CancelToken) -> bool:
     """``cond.wait(timeout)`` that raises :class:`Cancelled` when *token* is cancelled.
 

@@ -102,8 +102,15 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from threadkit import _waits
-from threadkit._cancel import CancelToken, _bind_token, _check_timeout
-from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
+from threadkit._cancel import (
+    _W_CANCELLED,
+    CancelToken,
+    _bind_token,
+    _cancellable,
+    _check_timeout,
+    _Gate,
+)
+from threadkit._errors import BatchError, Cancelled, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
 
 __all__ = ["Core", "Face", "State", "Step", "WorkerSnapshot", "worker_snapshots"]
@@ -598,6 +605,13 @@ def _worker_refusal(core: Core[Any], what: str) -> BaseException:
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
+def _await_gate(gate: _Gate, token: CancelToken) -> None:
+    with token.on_cancel(gate.cancel):
+        outcome = gate.block(None)
+    if outcome == _W_CANCELLED:
+        raise Cancelled(token.reason)
+
+
 def claim(tag: Any) -> bool:
     if tag is None:
         return True
@@ -889,14 +903,25 @@ class Face:
         if not callable(fn):
             raise TypeError(f"call() needs a callable, got {type(fn).__name__!r}")
         slot = CallSlot()
+        token = _cancellable()
+        if token is not None:
+            # Cancellable: the settler opens a gate that a cancel may open
+            # first (a plain lock cannot be released by both).
+            token.raise_if_cancelled()
+            slot.done = _Gate()  # type: ignore[assignment]
         # Recorded before the request is queued: if it would close a cycle of
         # workers waiting for each other, nothing has been queued yet.
         _waits.wait_begins(core.owner_ident, f"call() on worker {core.name!r}", slot.is_settled)
         try:
             core.put_accepted(self._put, (slot, fn, kwargs or NO_KWARGS, *args), "call")
             try:
-                slot.done.acquire()
-            except BaseException:  # interrupted while waiting: withdraw if not started
+                if token is None:
+                    slot.done.acquire()
+                else:
+                    _await_gate(slot.done, token)  # type: ignore[arg-type]
+            except BaseException:  # interrupted or cancelled: withdraw if not started
+                # Started already: it finishes in the owner thread and its
+                # outcome is dropped.
                 claim(slot)
                 raise
         finally:

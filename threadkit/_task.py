@@ -44,11 +44,19 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
+from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
 from threadkit import _waits
-from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
+from threadkit._cancel import (
+    CancelToken,
+    _bind_token,
+    _cancellable,
+    _check_timeout,
+    _wait_done,
+    current_token,
+)
 from threadkit._errors import Cancelled, DeadlockError, GroupClosed
 from threadkit._future import run_done_callbacks
 
@@ -277,6 +285,8 @@ class Task(Future[T]):
 
         Raises:
             TimeoutError: The task did not end in time.
+            Cancelled: This thread's :func:`current_token` was cancelled
+                while waiting (the task goes on).
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
@@ -288,6 +298,10 @@ class Task(Future[T]):
         if waits:
             _waits.wait_begins(self._thread_ident(), f"waiting for task {self._name!r}", self.done)
         try:
+            token = _cancellable()
+            if token is not None:  # a cancel of this thread's token ends the wait
+                _wait_done(self, timeout, token)
+                timeout = 0
             exc = super().exception(timeout)
         finally:
             if waits:
@@ -307,6 +321,8 @@ class Task(Future[T]):
 
         Raises:
             TimeoutError: The task did not end in time (the task goes on).
+            Cancelled: This thread's :func:`current_token` was cancelled
+                while waiting (the task goes on).
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
@@ -336,6 +352,8 @@ class Task(Future[T]):
             True if the thread has exited, False if the timeout expired first.
 
         Raises:
+            Cancelled: This thread's :func:`current_token` was cancelled
+                before the task ended.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
             ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
@@ -352,6 +370,14 @@ class Task(Future[T]):
         if waits:
             _waits.wait_begins(thread.ident, f"join() of task {self._name!r}")
         try:
+            token = _cancellable()
+            if token is not None and not self.done():
+                # Cancellable until the task is done; then only its thread's
+                # exit (after its done-callbacks) is left to wait for.
+                deadline = None if timeout is None else monotonic() + timeout
+                _wait_done(self, timeout, token)
+                if deadline is not None:
+                    timeout = max(0.0, deadline - monotonic())
             thread.join(timeout)
         finally:
             if waits:

@@ -314,6 +314,10 @@ class ResourceWorker(Face, Generic[R]):
             MailboxFull: The bounded mailbox stayed full past *put_timeout*.
             concurrent.futures.CancelledError: ``shutdown(cancel_futures=True)``
                 cancelled the request before it started.
+            Cancelled: This thread's :func:`~threadkit.current_token` was
+                cancelled while waiting (see :ref:`cancellable-waits`): a
+                request that had not started is withdrawn and never runs;
+                one that had finishes in the owner thread, its outcome dropped.
             BaseException: Whatever *fn* raised.
         """
         return self._call(fn, args, kwargs)  # type: ignore[no-any-return]

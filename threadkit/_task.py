@@ -34,6 +34,7 @@ failure reported) at once, not at the next cyclic collection.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import inspect
 import itertools
@@ -54,6 +55,7 @@ from threadkit._cancel import (
     _bind_token,
     _cancellable,
     _check_timeout,
+    _wait_condition,
     _wait_done,
     current_token,
 )
@@ -69,6 +71,9 @@ T = TypeVar("T")
 _task_numbers = itertools.count(1)
 _group_numbers = itertools.count(1)
 _CANCELLED_STATES = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
+
+# A queued task of a bounded group: the task and its call.
+_Queued = tuple["Task[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 # Outcome kinds of _call().
 _RETURNED = 0
@@ -225,9 +230,16 @@ class Task(Future[T]):
 
     @property
     def thread(self) -> threading.Thread:
-        """The thread running the task."""
-        assert self._thread is not None
-        return self._thread
+        """The thread running the task.
+
+        Raises:
+            RuntimeError: The task is queued in a bounded :class:`TaskGroup`
+                and has not started.
+        """
+        thread = self._thread
+        if thread is None:
+            raise RuntimeError(f"task {self._name!r} has not started: it is queued in its group")
+        return thread
 
     @property
     def token(self) -> CancelToken:
@@ -265,6 +277,8 @@ class Task(Future[T]):
         if self.done():
             return False
         self._token.cancel(f"task {self._name!r} was cancelled" if reason is None else reason)
+        if self._thread is None and self._group is not None and self._group._limit is not None:
+            _withdraw(self)  # queued in a bounded group: it ends now, not when its turn comes
         return True
 
     # -- waiting --
@@ -343,13 +357,17 @@ class Task(Future[T]):
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the task's thread to exit, like :meth:`threading.Thread.join`.
 
+        For a task of a bounded :class:`TaskGroup`, whose thread goes on to
+        the group's next task: wait for the task to end.
+
         Does not retrieve the outcome (see *No failure is lost* above).
 
         Args:
             timeout: Seconds to wait at most; ``None`` waits as long as it takes.
 
         Returns:
-            True if the thread has exited, False if the timeout expired first.
+            True if the thread has exited (the task has ended, in a bounded
+            group), False if the timeout expired first.
 
         Raises:
             Cancelled: This thread's :func:`current_token` was cancelled
@@ -359,6 +377,9 @@ class Task(Future[T]):
             ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
+        group = self._group
+        if group is not None and group._limit is not None:
+            return self._join_shared(timeout)
         thread = self.thread
         # Not by ident: idents are reused once the task's thread has exited.
         if thread is threading.current_thread():
@@ -383,6 +404,27 @@ class Task(Future[T]):
             if waits:
                 _waits.wait_ends()
         return not thread.is_alive()
+
+    def _join_shared(self, timeout: float | None) -> bool:
+        # A task of a bounded group shares its thread with the tasks after
+        # it: joining it means waiting for it to end.
+        self._refuse_self_wait("join()")
+        waits = timeout is None and not self.done()
+        if waits:
+            _waits.wait_begins(self._thread_ident(), f"join() of task {self._name!r}", self.done)
+        try:
+            token = _cancellable()
+            condition = self._condition
+            with condition:
+                if not self.done():
+                    if token is None:
+                        condition.wait(timeout)
+                    else:
+                        _wait_condition(condition, timeout, token)
+        finally:
+            if waits:
+                _waits.wait_ends()
+        return self.done()
 
     # -- lifecycle --
 
@@ -439,7 +481,12 @@ def _task_state(task: Task[Any]) -> str:
     if state == FINISHED:
         failure = task._failure
         return "finished" if failure is None else f"failed ({type(failure).__name__})"
-    words = "running" if task._started else "starting"
+    if task._started:
+        words = "running"
+    else:
+        group = task._group
+        queued = group is not None and group._limit is not None and task._thread is None
+        words = "queued" if queued else "starting"
     if task._token.cancelled:
         words += ", cancel requested"
     return words
@@ -481,8 +528,9 @@ class TaskSnapshot:
 
     Attributes:
         name: The task's name.
-        state: ``"starting"`` or ``"running"``, possibly followed by ``",
-            cancel requested"``; or the final state if it ended while being read.
+        state: ``"queued"`` (in a bounded group, waiting for a thread),
+            ``"starting"`` or ``"running"``, possibly followed by ``", cancel
+            requested"``; or the final state if it ended while being read.
         thread_ident: The ident of the task's thread; ``None`` before it started.
         group: The name of the task's group, or ``None``.
     """
@@ -500,7 +548,7 @@ class GroupSnapshot:
     Attributes:
         name: The group's name.
         state: ``"open"`` (in the block) or ``"exiting"`` (waiting for its tasks).
-        running: How many of its tasks have not ended.
+        running: How many of its tasks have not ended (queued ones included).
         failed: How many of its tasks have failed.
         cancelled: Whether the group's token is cancelled.
     """
@@ -642,6 +690,36 @@ def _settle(task: Task[Any], kind: int, value: Any) -> None:
         Future.set_running_or_notify_cancel(task)
 
 
+def _withdraw(task: Task[Any]) -> None:
+    """End a queued task of a bounded group as cancelled, unless a thread has taken it.
+
+    Whoever pops the task's launch claim first does its bookkeeping: this
+    (in the cancelling thread), or the group's thread in :func:`_run`.
+    """
+    try:
+        task._launch_claim.pop()
+    except IndexError:
+        return
+    group = task._group
+    routed: list[tuple[object, BaseException]] = []
+    try:
+        task._routed = routed
+        _settle(task, _CANCELLED, None)
+    finally:
+        task._routed = None
+        _live_tasks.pop(task._key, None)
+        if group is not None:
+            group._task_ended()
+    for callback, error in routed:
+        logger.error(
+            "done callback %r of threadkit task %r raised %s",
+            callback,
+            task._name,
+            type(error).__name__,
+            exc_info=error,
+        )
+
+
 def _start(
     group: TaskGroup | None,
     fn: Callable[..., T],
@@ -664,6 +742,9 @@ def _start(
     if "token" not in kwargs and _accepts_token(fn):
         kwargs["token"] = token
     task: Task[T] = Task(name, token, group)
+    if group is not None and group._limit is not None:
+        group._enqueue(task, (task, fn, args, kwargs), daemon)
+        return task
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
     if group is not None:
@@ -809,6 +890,19 @@ class TaskGroup:
     the block raised), the ``TimeoutError`` is put in the exception group
     with them, after the block's exception.
 
+    **Bounded groups.**  With *limit*, at most *limit* tasks of the group
+    run at once, on at most *limit* threads that the group starts as needed
+    and that each take the next waiting task when theirs ends (so 10,000
+    spawns make at most *limit* threads, not 10,000).  :meth:`spawn` never
+    waits: it queues the task and returns its :class:`Task` at once; queued
+    tasks start in the order they were spawned.  A queued task whose token is
+    cancelled (the group cancelled, a sibling failed, :meth:`Task.cancel`)
+    never starts: it ends cancelled, at once for a cancel of the group or
+    through :meth:`Task.cancel`, else when its turn comes.  Until it starts a
+    task has no :attr:`Task.thread`; :meth:`Task.join` waits for the task to
+    end (its thread goes on to the next task).  :func:`threadkit.dump` shows
+    queued tasks as ``queued``.
+
     **Parent cancelled.**  If the token the group's token descends from is
     cancelled (say the task running the block was cancelled), the block ends
     by raising :class:`Cancelled` (unless there are failures to raise):
@@ -820,10 +914,14 @@ class TaskGroup:
         timeout: Seconds from entering the block after which the group is
             cancelled and :class:`TimeoutError` raised; ``None`` (the
             default) for no limit.
+        limit: At most this many of the group's tasks run at once; ``None``
+            (the default) starts a thread per task.  See *Bounded groups*.
 
     Raises:
-        TypeError: *name* is not a string, or *timeout* is not a number.
-        ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
+        TypeError: *name* is not a string, *timeout* is not a number, or
+            *limit* is not an int.
+        ValueError: *timeout* is negative, nan, or beyond
+            :data:`threading.TIMEOUT_MAX`, or *limit* is below 1.
 
     Thread safety: :meth:`spawn`, :meth:`cancel` and the properties may be
     called from any thread, including the group's own tasks.  The ``with``
@@ -832,12 +930,29 @@ class TaskGroup:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, name: str | None = None, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> None:
         if name is None:
             name = f"TaskGroup-{next(_group_numbers)}"
         elif not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__!r}")
         _check_timeout(timeout)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise TypeError(f"limit must be an int or None, got {type(limit).__name__!r}")
+            if limit < 1:
+                raise ValueError(f"limit must be >= 1, got {limit}")
+        self._limit = limit
+        # A bounded group's tasks not yet taken by one of its threads, and
+        # how many of those threads are alive; both change under _lock.
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._workers = 0
+        self._idle = 0
         self._name = name
         self._timeout = timeout
         self._parent = current_token()
@@ -846,6 +961,9 @@ class TaskGroup:
         # _timed_out change.  Invariant: _state is _CLOSED exactly when the
         # block was left and _running dropped to 0; _all_done is set then.
         self._lock = threading.Lock()
+        # Notified (under _lock) when a task is queued, and when the group
+        # closes: an idle thread of a bounded group waits on it for either.
+        self._more = threading.Condition(self._lock)
         self._state = _NEW
         self._running = 0
         self._failures: list[BaseException] = []
@@ -856,6 +974,10 @@ class TaskGroup:
         self._timer: threading.Timer | None = None
         self._binding: contextlib.AbstractContextManager[CancelToken] | None = None
         self._key = next(_registry_keys)
+        if limit is not None:
+            # One callback for the whole queue: a cancelled group ends its
+            # queued tasks at once, without waiting for a free thread.
+            self._token.on_cancel(self._withdraw_queued)
 
     @property
     def name(self) -> str:
@@ -917,6 +1039,83 @@ class TaskGroup:
             )
         raise GroupClosed(f"cannot spawn into task group {self._name!r} after it has ended")
 
+    def _enqueue(self, task: Task[Any], item: _Queued, daemon: bool | None) -> None:
+        """Queue a task of a bounded group; start a thread for it if one is free."""
+        with self._lock:
+            state = self._state
+            if state in (_OPEN, _EXITING):
+                self._running += 1
+                _live_tasks[task._key] = task
+                self._queue.append(item)
+                assert self._limit is not None
+                start = False
+                if self._idle:
+                    self._idle -= 1  # counted out here, so the next spawn wakes another
+                    self._more.notify()
+                elif self._workers < self._limit:
+                    start = True
+                    self._workers += 1
+                    number = self._workers
+            else:
+                start = False
+        if state == _NEW:
+            raise GroupClosed(
+                f"cannot spawn into task group {self._name!r} before its with block is entered"
+            )
+        if state not in (_OPEN, _EXITING):
+            raise GroupClosed(f"cannot spawn into task group {self._name!r} after it has ended")
+        if not start:
+            return
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name} thread-{number}", daemon=daemon
+        )
+        with self._lock:
+            self._threads.append(thread)
+        try:
+            thread.start()
+        except BaseException as exc:  # routed: the thread never runs; re-raised below
+            with self._lock:
+                self._workers -= 1
+                self._threads.remove(thread)
+                stranded = self._workers == 0
+            if stranded:
+                # No thread of the group would ever take the queued tasks.
+                self._withdraw_queued()
+            interrupt = _unmangled(exc)
+            if interrupt is exc:
+                raise
+            raise interrupt from None
+
+    def _work(self) -> None:
+        """The body of a bounded group's thread: run queued tasks until none is left."""
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                while not self._queue:
+                    # Only a closed group gets no more tasks (its tasks may
+                    # spawn while the block exits).
+                    if self._state == _CLOSED:
+                        self._workers -= 1
+                        return
+                    self._idle += 1
+                    self._more.wait()
+                    # Counted out by whoever notified: a spawn or the close.
+                    if self._state == _CLOSED:
+                        self._idle = max(0, self._idle - 1)
+                task, fn, args, kwargs = self._queue.popleft()
+            task._thread = me
+            me.name = task._name
+            _run(task, fn, args, kwargs)
+            del task, fn, args, kwargs
+
+    def _withdraw_queued(self) -> None:
+        """End every queued task as cancelled (the group's token is cancelled)."""
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for task, *_ in queued:
+            _withdraw(task)
+
     def _task_failed(self, failure: BaseException) -> BaseException | None:
         """Record a task's failure; the first one cancels the group's token.
 
@@ -945,6 +1144,7 @@ class TaskGroup:
             if self._running == 0 and self._state == _EXITING:
                 self._state = _CLOSED
                 self._all_done.set()
+                self._more.notify_all()  # the idle threads of a bounded group exit
 
     def _expire(self) -> None:
         """The timer thread's function."""
@@ -1017,6 +1217,7 @@ class TaskGroup:
                         if self._running == 0:
                             self._state = _CLOSED
                             self._all_done.set()
+                            self._more.notify_all()
                 self._all_done.wait()
             except BaseException as caught:  # routed: cancel, wait again, re-raise
                 if interrupt is not None:

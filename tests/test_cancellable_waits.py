@@ -11,6 +11,7 @@ no lock.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -474,3 +475,67 @@ def test_a_timed_wait_for_a_task_still_times_out_in_a_cancellable_thread() -> No
     finally:
         release.set()
     assert other.result(WAIT) is True
+
+
+# -- queue_get ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [queue.Queue, queue.LifoQueue, queue.PriorityQueue])
+def test_queue_get_returns_an_item_that_is_put_while_it_waits(kind: type[queue.Queue[int]]) -> None:
+    q = kind()
+    task = InTask(lambda ready: (ready.set(), threadkit.queue_get(q))[1])
+    assert task.about_to_wait.wait(WAIT)
+    q.put(7)
+    assert task.finish() == ("returned", 7)
+
+
+def test_queue_get_raises_cancelled_and_takes_nothing() -> None:
+    q: queue.Queue[int] = queue.Queue()
+    _cancel_while_waiting(lambda: threadkit.queue_get(q))
+    q.put(1)
+    assert q.get_nowait() == 1
+
+
+def test_queue_get_with_an_item_returns_it_even_when_cancelled() -> None:
+    q: queue.Queue[int] = queue.Queue()
+    q.put(1)
+    token = threadkit.CancelToken()
+    token.cancel()
+    assert InTask(lambda _: threadkit.queue_get(q), token).finish() == ("returned", 1)
+
+
+def test_queue_get_times_out_with_queue_empty() -> None:
+    q: queue.Queue[int] = queue.Queue()
+    how, exc = InTask(lambda _: threadkit.queue_get(q, timeout=0.01)).finish()
+    assert (how, type(exc)) == ("raised", queue.Empty)
+    with pytest.raises(queue.Empty):
+        threadkit.queue_get(q, timeout=0)  # outside any task: q.get(timeout=0)
+
+
+def test_queue_get_refuses_what_is_not_a_queue() -> None:
+    with pytest.raises(TypeError, match=r"^queue_get\(\) needs a queue.Queue, got 'list'$"):
+        threadkit.queue_get([])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^timeout must be >= 0, got -1$"):
+        threadkit.queue_get(queue.Queue(), timeout=-1)
+
+
+@settings(max_examples=25)
+@given(consumers=st.integers(1, 4), data=st.data())
+def test_cancels_racing_puts_never_lose_an_item(consumers: int, data: st.DataObject) -> None:
+    cancelled = data.draw(st.sets(st.integers(0, consumers - 1)), label="cancelled")
+    q: queue.Queue[int] = queue.Queue()
+    tasks = [
+        InTask(lambda ready: (ready.set(), threadkit.queue_get(q))[1]) for _ in range(consumers)
+    ]
+    for t in tasks:
+        assert t.about_to_wait.wait(WAIT)
+    _race(
+        lambda: [q.put(i) for i in range(consumers)],
+        *(lambda i=i: tasks[i].token.cancel() for i in sorted(cancelled)),
+    )
+    outcomes = [t.finish() for t in tasks]
+    taken = [value for how, value in outcomes if how == "returned"]
+    left = [q.get_nowait() for _ in range(q.qsize())]
+    assert sorted(taken + left) == list(range(consumers))
+    for i, (how, _) in enumerate(outcomes):
+        assert how == "returned" or i in cancelled

@@ -38,18 +38,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import queue
 import threading
 import weakref
 from _thread import allocate_lock
 from collections.abc import Callable, Iterator
+from time import monotonic
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from threadkit._errors import Cancelled
 
-__all__ = ["CancelRegistration", "CancelToken", "current_token"]
+__all__ = ["CancelRegistration", "CancelToken", "current_token", "queue_get"]
 
 logger = logging.getLogger("threadkit")
+
+T = TypeVar("T")
 
 Callback = Callable[[], object]
 # What cancel() found to run: each cancelled token with its callbacks.
@@ -608,6 +612,63 @@ def _wait_condition(cond: Any, timeout: float | None, token: CancelToken) -> boo
     if outcome == _W_CANCELLED:
         raise Cancelled(token.reason)
     return outcome == _W_NOTIFIED
+
+
+def queue_get(q: queue.Queue[T], /, *, timeout: float | None = None) -> T:
+    """Take an item from *q* like ``q.get(timeout=timeout)``, but cancellable.
+
+    The :class:`queue.Queue` counterpart of threadkit's cancellable waits (see
+    :ref:`cancellable-waits`): while :func:`current_token` can be cancelled,
+    a wait for an item raises :class:`Cancelled` when the token is cancelled.
+    An item is never lost: either the call returns it, or it raises having
+    taken nothing, and a :meth:`~queue.Queue.put` that it did not use wakes
+    another consumer.  A queue that has an item returns it, cancelled token
+    or not.  Outside any task this is exactly ``q.get(timeout=timeout)``.
+
+    It works with :class:`queue.Queue` and its subclasses
+    (:class:`~queue.LifoQueue`, :class:`~queue.PriorityQueue`, your own),
+    through the hooks :mod:`queue` offers subclasses (``not_empty``,
+    ``_qsize``, ``_get``).
+
+    Args:
+        q: The queue.
+        timeout: Seconds to wait at most; ``None`` waits as long as it takes.
+
+    Returns:
+        The item.
+
+    Raises:
+        Cancelled: This thread's :func:`current_token` was cancelled while
+            the queue was empty.
+        queue.Empty: *timeout* passed with the queue empty.
+        TypeError: *q* is not a :class:`queue.Queue`, or *timeout* is not a
+            number or ``None``.
+        ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
+
+    Thread safety: may be called from any thread, on a queue shared with
+    any number of producers and consumers.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(q, queue.Queue):
+        raise TypeError(f"queue_get() needs a queue.Queue, got {type(q).__name__!r}")
+    _check_timeout(timeout)
+    token = _cancellable()
+    if token is None:
+        return q.get(timeout=timeout)
+    not_empty = q.not_empty
+    with not_empty:
+        # What Queue.get does, with a cancellable wait: the loop takes an
+        # item only once it holds the queue's mutex and sees one.
+        deadline = None if timeout is None else monotonic() + timeout
+        while not q._qsize():  # queue's subclass hook
+            remaining = None if deadline is None else deadline - monotonic()
+            if remaining is not None and remaining <= 0:
+                raise queue.Empty
+            _wait_condition(not_empty, remaining, token)
+        item: T = q._get()  # queue's subclass hook
+        q.not_full.notify()
+        return item
 
 
 def _check_timeout(timeout: object, what: str = "timeout") -> None:

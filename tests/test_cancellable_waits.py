@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from threadkit import _cancel, checks
 from threadkit._cancel import _bind_token
 
 from .conftest import WAIT
+from .faces import FACES
 
 
 class InTask:
@@ -539,3 +541,38 @@ def test_cancels_racing_puts_never_lose_an_item(consumers: int, data: st.DataObj
     assert sorted(taken + left) == list(range(consumers))
     for i, (how, _) in enumerate(outcomes):
         assert how == "returned" or i in cancelled
+
+
+# -- the contract over every face: cancels racing shutdowns ------------------------------
+
+
+@settings(max_examples=20)
+@given(face=st.sampled_from(sorted(FACES)), cancel_futures=st.booleans())
+def test_a_cancelled_wait_for_a_future_racing_shutdown_loses_nothing(
+    face: str, cancel_futures: bool
+) -> None:
+    ex = FACES[face]()
+    try:
+        gate = threading.Event()
+        ran: list[int] = []
+        ex.submit(gate.wait, WAIT)  # holds the owner thread: the next request is queued
+        future = ex.submit(ran.append, 1)
+        task = InTask(lambda ready: (ready.set(), future.result())[1])
+        assert task.about_to_wait.wait(WAIT)
+        _race(
+            lambda: ex.shutdown(wait=False, cancel_futures=cancel_futures),
+            task.token.cancel,
+            gate.set,
+        )
+        how, value = task.finish()
+        ex.shutdown(wait=True)
+        assert future.done()
+        # The request ran exactly when its future says it finished.
+        assert ran == ([] if future.cancelled() else [1])
+        if how == "returned":
+            assert value is None
+        else:
+            assert isinstance(value, threadkit.Cancelled | CancelledError)
+            assert isinstance(value, threadkit.Cancelled) or future.cancelled()
+    finally:
+        ex.forget()

@@ -576,3 +576,42 @@ def test_a_cancelled_wait_for_a_future_racing_shutdown_loses_nothing(
             assert isinstance(value, threadkit.Cancelled) or future.cancelled()
     finally:
         ex.forget()
+
+
+def test_a_workers_close_waits_for_a_lock_although_shutdown_cancelled_the_token() -> None:
+    lock = threadkit.Lock()
+    closing = threading.Event()
+    seen: list[object] = []
+
+    def close(_: object) -> None:
+        closing.set()
+        seen.append(threadkit.current_token().cancelled)
+        with lock:
+            seen.append("closed")
+
+    lock.acquire()
+    worker = threadkit.ResourceWorker(dict, close=close, name="closing")
+    worker.start()
+    done = threading.Thread(target=worker.shutdown)
+    done.start()
+    assert closing.wait(WAIT)
+    lock.release()
+    done.join(WAIT)
+    assert seen == [True, "closed"]
+
+
+def test_a_request_waits_are_cancelled_by_the_workers_shutdown() -> None:
+    lock = threadkit.Lock()
+    lock.acquire()
+    waiting = threading.Event()
+
+    def request(_: object) -> None:
+        waiting.set()
+        with lock:
+            pass
+
+    with threadkit.ResourceWorker(dict, name="stopping") as worker:
+        future = worker.submit(request)
+        assert waiting.wait(WAIT)
+    assert isinstance(future.exception(WAIT), threadkit.Cancelled)
+    lock.release()

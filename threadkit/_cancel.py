@@ -482,13 +482,31 @@ def _bind_token(token: CancelToken) -> Iterator[CancelToken]:
 
 
 def _cancellable() -> CancelToken | None:
-    """This thread's token if one is bound (it can be cancelled), else None.
+    """This thread's token if one is bound (it can be cancelled) and waits are not shielded.
 
     The test every blocking wait makes first: one thread-local read, so a
     wait outside any task costs what it did before cancellable waits.
     """
     token: CancelToken | None = getattr(_local, "token", None)
+    if token is None or getattr(_local, "shielded", False):
+        return None
     return token
+
+
+@contextlib.contextmanager
+def _shielded() -> Iterator[None]:
+    """Inside the block, this thread's waits are not cancellable; current_token() is unchanged.
+
+    For code that must run to its end although the token is cancelled: a
+    worker's *close*, which runs after shutdown has cancelled the worker's
+    token.
+    """
+    previous = getattr(_local, "shielded", False)
+    _local.shielded = True
+    try:
+        yield
+    finally:
+        _local.shielded = previous
 
 
 # The outcomes of a _Waiter, each set once by whoever claims it first.

@@ -109,6 +109,7 @@ from threadkit._cancel import (
     _cancellable,
     _check_timeout,
     _Gate,
+    _shielded,
 )
 from threadkit._errors import BatchError, Cancelled, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
@@ -558,7 +559,10 @@ class Core(Generic[R]):
         if close is None:
             return
         try:
-            close(resource)
+            # Not cancellable: shutdown has cancelled the token already, and
+            # close must still run to its end.
+            with _shielded():
+                close(resource)
         except BaseException as exc:  # routed to shutdown(wait=True) or the hook
             with self._state_lock:
                 claimed = self.close_error_claimed

@@ -65,7 +65,6 @@ from threadkit._cancel import (
     _wait_condition,
     _Waiter,
 )
-from threadkit._cancel import _local as _cancel_local
 from threadkit._errors import Cancelled, DeadlockError, LockOwnershipError, LockTimeoutError
 from threadkit.checks import _EMPTY, _local, _nodes, _out, _waiting
 
@@ -355,7 +354,7 @@ class _LockTracker:
         return False
 
     def _wait(self, me: int, timeout: float, *, cancellable: bool = True) -> bool:
-        token = getattr(_cancel_local, "token", None) if cancellable else None
+        token = _cancellable() if cancellable else None
         lock = self.lock
         if self.order:
             _waiting[me] = (self.key, monotonic())
@@ -665,7 +664,7 @@ def _plain_acquire(lock: Any, kind: str) -> tuple[Callable[..., bool], Callable[
                 return True
         if not blocking:
             return False
-        token = getattr(_cancel_local, "token", None)
+        token = _cancellable()
         if token is None:
             return try_acquire(True, timeout)  # type: ignore[no-any-return]
         take: Callable[[float], bool]

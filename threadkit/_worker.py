@@ -48,6 +48,8 @@ class ResourceWorker(Face, Generic[R]):
             :meth:`open`.
         close: Called as ``close(resource)`` in the owner thread after the last
             request, exactly once.  A subclass may override :meth:`close` instead.
+            Its waits are not cancellable (see :ref:`cancellable-waits`): the
+            worker's token is cancelled by then, and *close* must run to its end.
         name: The worker's name, also the owner thread's name.  Default
             ``"ResourceWorker-N"``.
         maxsize: Bound of the mailbox.  ``0`` (the default) is unbounded; with

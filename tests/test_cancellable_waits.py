@@ -615,3 +615,29 @@ def test_a_request_waits_are_cancelled_by_the_workers_shutdown() -> None:
         assert waiting.wait(WAIT)
     assert isinstance(future.exception(WAIT), threadkit.Cancelled)
     lock.release()
+
+
+def _cond_wait_zero(cond: threadkit.Condition) -> bool:
+    with cond:
+        return cond.wait(0)
+
+
+@pytest.mark.parametrize(
+    ("make", "wait"),
+    [
+        (_lock, lambda x: x.acquire(timeout=0)),
+        (_clock, lambda x: x.acquire(timeout=0)),
+        (_rlock, lambda x: x.acquire(timeout=0)),
+        (lambda: threadkit.Semaphore(0), lambda x: x.acquire(timeout=0)),
+        (threadkit.Event, lambda x: x.wait(0)),
+        (threadkit.Condition, _cond_wait_zero),
+    ],
+    ids=["Lock", "checked Lock", "RLock", "Semaphore", "Event", "Condition"],
+)
+def test_a_zero_timeout_does_not_wait_and_is_not_cancelled(
+    make: Callable[[], Any], wait: Callable[[Any], object]
+) -> None:
+    obj = make()  # a lock is held by this thread, not by the task
+    token = threadkit.CancelToken()
+    token.cancel()
+    assert InTask(lambda _: wait(obj), token).finish() == ("returned", False)

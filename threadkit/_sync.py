@@ -354,7 +354,8 @@ class _LockTracker:
         return False
 
     def _wait(self, me: int, timeout: float, *, cancellable: bool = True) -> bool:
-        token = _cancellable() if cancellable else None
+        # A zero timeout does not wait, so it is not cancelled.
+        token = _cancellable() if cancellable and timeout != 0 else None
         lock = self.lock
         if self.order:
             _waiting[me] = (self.key, monotonic())
@@ -662,8 +663,8 @@ def _plain_acquire(lock: Any, kind: str) -> tuple[Callable[..., bool], Callable[
             _check_timeout_args(blocking, timeout)
             if try_acquire(False):
                 return True
-        if not blocking:
-            return False
+        if not blocking or timeout == 0:
+            return False  # the C lock's answer too: it would not have waited
         token = _cancellable()
         if token is None:
             return try_acquire(True, timeout)  # type: ignore[no-any-return]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError
@@ -75,14 +76,15 @@ def test_spawn_returns_at_once_and_queued_tasks_start_in_order() -> None:
         release.wait(WAIT)
 
     with threadkit.TaskGroup(limit=1, name="one") as group:
-        blocker = group.spawn(first, name="blocker")
-        tasks = [group.spawn(started.append, i, name=f"t{i}") for i in range(50)]
+        blocker = group.spawn(first)
+        tasks = [group.spawn(started.append, i) for i in range(50)]
         states = {s.name: s.state for s in task_snapshots() if s.group == "one"}
         assert all(not t.running() and not t.done() for t in tasks)
-        assert {states[f"t{i}"] for i in range(50)} == {"queued"}
-        with pytest.raises(
-            RuntimeError, match=r"^task 't0' has not started: it is queued in its group$"
-        ):
+        assert {states[t.name] for t in tasks} == {"queued"}
+        message = (
+            rf"^task {re.escape(repr(tasks[0].name))} has not started: it is queued in its group$"
+        )
+        with pytest.raises(RuntimeError, match=message):
             tasks[0].thread  # noqa: B018
         release.set()
     assert blocker.result() is None

@@ -150,7 +150,8 @@ atexit.register(_report_at_exit)
 class Task(Future[T]):
     """A function running in a thread of its own: a :class:`concurrent.futures.Future` of it.
 
-    Made by :func:`spawn` and :meth:`TaskGroup.spawn`, never directly.  As a
+    Made by :func:`spawn` and :meth:`TaskGroup.spawn`, never directly (in a
+    bounded :class:`TaskGroup`, tasks take turns on the group's threads).  As a
     real :class:`~concurrent.futures.Future` it works with
     :func:`concurrent.futures.wait`, :func:`~concurrent.futures.as_completed`
     and :func:`asyncio.wrap_future`.

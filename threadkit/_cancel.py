@@ -538,13 +538,23 @@ class _Waiter:
         self.outcome = _W_PENDING
 
     def settle(self, outcome: int) -> bool:
+        if not self.claim():
+            return False
+        self.open(outcome)
+        return True
+
+    def claim(self) -> bool:
+        """Win the right to settle it, without waking the waiter yet (see open)."""
         try:
             self._claim.pop()
         except IndexError:
             return False
+        return True
+
+    def open(self, outcome: int) -> None:
+        """Wake the waiter with *outcome*; only after a successful claim()."""
         self.outcome = outcome
         self._gate.release()
-        return True
 
     def release(self) -> None:
         # Called by Condition.notify, which holds the condition's lock.

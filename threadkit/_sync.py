@@ -168,14 +168,15 @@ def _acquire_cancellable(
     grab: Callable[[float], bool],
     give_back: Callable[[], None],
     timeout: float,
+    hand_over: Callable[[], None] | None = None,
 ) -> bool:
     """Acquire through a helper thread, so that cancelling *token* wakes the waiter.
 
-    *grab(timeout)* blocks to take the underlying lock for the waiting thread
-    (it may ignore the timeout: the waiter keeps its own), *give_back()* releases
-    what *grab* took.  The lock is the waiter's only if the helper settled
-    the wait first; a cancel (or the waiter's timeout) that lands first wins,
-    and the helper then releases the lock as soon as it gets it.
+    *grab(timeout)* blocks to take the underlying lock (as the helper);
+    *give_back()* releases it (as the helper); *hand_over()*, if given, makes
+    it the waiting thread's (an owned lock).  The lock is the waiter's only
+    if the helper claims the wait first; a cancel (or the waiter's timeout)
+    that claims it first wins, and the helper then releases the lock.
 
     Raises:
         Cancelled: *token* was cancelled before the lock was taken.
@@ -184,9 +185,17 @@ def _acquire_cancellable(
     waiter = _Waiter()
 
     def job() -> None:
-        got = grab(timeout)
-        if not waiter.settle(_W_NOTIFIED if got else _W_TIMED_OUT) and got:
+        if not grab(timeout):
+            waiter.settle(_W_TIMED_OUT)
+        elif not waiter.claim():
             give_back()  # the waiter gave up first: never keep a lock for nobody
+        else:
+            # Claimed: the waiter waits for the hand-over, cancel or not.
+            try:
+                if hand_over is not None:
+                    hand_over()
+            finally:
+                waiter.open(_W_NOTIFIED)
 
     try:
         with token.on_cancel(waiter.cancel):
@@ -602,7 +611,8 @@ def _set_up(
     """Fill a Lock's or RLock's method slots: the C lock's own, or a tracker's.
 
     The mode is chosen once, here (see :mod:`threadkit.checks`): with checks
-    off the slots hold the C lock's bound methods, so nothing runs in Python.
+    off the slots hold the C lock's bound methods (``acquire`` and
+    ``__enter__``: one Python frame around them, see _plain_acquire).
     *tracked* and *plain* give the slots that differ between the two kinds.
     """
     _check_name(name)
@@ -649,14 +659,15 @@ def _plain_acquire(lock: Any, kind: str) -> tuple[Callable[..., bool], Callable[
     with a token takes the helper's way (see _acquire_cancellable).
     """
     try_acquire = lock.acquire
-    if kind == "Lock":
-        give_back = lock.release
-    else:
-        # A C RLock belongs to a thread: the helper takes it in the waiter's
-        # name (_acquire_restore sets the owner), and gives it back with
-        # _release_save (which does not check the owner).
-        restore = lock._acquire_restore
-        save = give_back = lock._release_save
+    # A C RLock belongs to a thread: the helper takes it as itself, then
+    # (once it has won the wait) hands it over with _release_save and
+    # _acquire_restore, which sets the owner.  Another thread may take it in
+    # between; the hand-over then waits for it to be released.
+    restore: Any = getattr(lock, "_acquire_restore", None)
+    save: Any = getattr(lock, "_release_save", None)
+
+    def take(timeout: float) -> bool:
+        return try_acquire(True, timeout)  # type: ignore[no-any-return]
 
     def slow(blocking: bool, timeout: float) -> bool:
         if timeout != -1:
@@ -668,29 +679,17 @@ def _plain_acquire(lock: Any, kind: str) -> tuple[Callable[..., bool], Callable[
         token = _cancellable()
         if token is None:
             return try_acquire(True, timeout)  # type: ignore[no-any-return]
-        take: Callable[[float], bool]
-        if kind == "Lock":
-
-            def take(timeout: float) -> bool:
-                return try_acquire(True, timeout)  # type: ignore[no-any-return]
-
-        else:
+        hand_over: Callable[[], None] | None = None
+        if kind != "Lock":
             owner = get_ident()
 
-            def take(timeout: float) -> bool:
-                if timeout >= 0:
-                    # _acquire_restore has no timeout: take the lock as the
-                    # helper, within the timeout, then pass it on.  Another
-                    # thread may take it in between; then this blocks until
-                    # that one releases it (the waiter's own timeout still
-                    # ends the wait, and the lock is then given back).
-                    if not try_acquire(True, timeout):
-                        return False
-                    save()
+            def transfer() -> None:
+                save()
                 restore((1, owner))
-                return True
 
-        return _acquire_cancellable(token, take, give_back, timeout)
+            hand_over = transfer
+
+        return _acquire_cancellable(token, take, lock.release, timeout, hand_over)
 
     # The fast path is one Python frame around one C call: every extra
     # operation here shows in benchmarks/bench_sync.py.

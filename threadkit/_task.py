@@ -902,7 +902,10 @@ class TaskGroup:
     through :meth:`Task.cancel`, else when its turn comes.  Until it starts a
     task has no :attr:`Task.thread`; :meth:`Task.join` waits for the task to
     end (its thread goes on to the next task).  :func:`threadkit.dump` shows
-    queued tasks as ``queued``.
+    queued tasks as ``queued``.  A task that waits for a queued sibling keeps
+    its thread meanwhile: if every thread of the group does, nothing runs
+    until a cancel ends those waits (see :ref:`cancellable-waits`), as in
+    any bounded pool.
 
     **Parent cancelled.**  If the token the group's token descends from is
     cancelled (say the task running the block was cancelled), the block ends

@@ -709,7 +709,10 @@ class Lock:
 
     Same methods and semantics as :class:`threading.Lock`: ``acquire(blocking=True,
     timeout=-1)``, ``release()``, ``locked()``, and use in a ``with`` block.  With
-    checks off (the default) it runs at the speed of the standard library's lock.
+    checks off (the default), ``with lock:`` and ``release()`` run at the speed
+    of the standard library's lock; ``acquire()`` costs one Python call more,
+    because a blocking acquisition must be cancellable (see
+    :ref:`cancellable-waits`).
 
     With checks on when it is created (:mod:`threadkit.checks`), it also
 

@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 import unittest
+import unittest.mock
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 
 import threadkit
 from threadkit import checks
+from threadkit._cancel import _bind_token
 
 from .conftest import WAIT
 
@@ -99,6 +101,58 @@ else:
     class TestBoundedSemaphore(lock_tests.BoundedSemaphoreTests):  # type: ignore[misc]
         semtype = staticmethod(threadkit.BoundedSemaphore)
 
+    class InTasks(unittest.TestCase):
+        """Runs a lock_tests suite with a live (never cancelled) token in every thread.
+
+        So every wait takes its cancellable path, and must still behave
+        exactly as the stdlib's.
+        """
+
+        def setUp(self) -> None:
+            super().setUp()
+            real = lock_tests.start_new_thread
+
+            def start_in_task(fn: Callable[..., Any], args: tuple[Any, ...]) -> int:
+                def bound(*a: Any) -> None:
+                    with _bind_token(threadkit.CancelToken()):
+                        fn(*a)
+
+                return real(bound, args)  # type: ignore[no-any-return]
+
+            patcher = unittest.mock.patch.object(lock_tests, "start_new_thread", start_in_task)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+            binding = _bind_token(threadkit.CancelToken())
+            binding.__enter__()
+            self.addCleanup(binding.__exit__, None, None, None)
+
+    class TestLockInTasks(InTasks, lock_tests.LockTests):  # type: ignore[misc]
+        locktype = staticmethod(unchecked(threadkit.Lock))
+
+    class TestCheckedLockInTasks(InTasks, lock_tests.LockTests):  # type: ignore[misc]
+        locktype = staticmethod(checked(threadkit.Lock))
+
+        @unittest.skip(_REACQUIRE)
+        def test_reacquire(self) -> None: ...
+
+        @unittest.skip(_HANDOFF)
+        def test_different_thread(self) -> None: ...
+
+    class TestRLockInTasks(InTasks, lock_tests.RLockTests):  # type: ignore[misc]
+        locktype = staticmethod(unchecked(threadkit.RLock))
+
+    class TestConditionInTasks(InTasks, lock_tests.ConditionTests):  # type: ignore[misc]
+        condtype = staticmethod(unchecked(threadkit.Condition))
+
+    class TestEventInTasks(InTasks, lock_tests.EventTests):  # type: ignore[misc]
+        eventtype = staticmethod(threadkit.Event)
+
+    class TestSemaphoreInTasks(InTasks, lock_tests.SemaphoreTests):  # type: ignore[misc]
+        semtype = staticmethod(threadkit.Semaphore)
+
+    class TestBoundedSemaphoreInTasks(InTasks, lock_tests.BoundedSemaphoreTests):  # type: ignore[misc]
+        semtype = staticmethod(threadkit.BoundedSemaphore)
+
 
 @pytest.fixture(params=[False, True], ids=["checks off", "checks on"])
 def mode(request: pytest.FixtureRequest) -> Iterator[bool]:
@@ -138,11 +192,13 @@ def test_threadkit_checks_is_importable_as_an_attribute() -> None:
     assert checks.__name__ == "threadkit.checks"
 
 
-def test_a_lock_created_with_checks_off_binds_the_c_lock_methods(mode: bool) -> None:
-    # The fast path: no Python frame between the caller and the C lock.
+def test_a_lock_created_with_checks_off_releases_through_the_c_lock_methods(mode: bool) -> None:
+    # The fast path: no Python frame between the caller and the C lock's
+    # release; acquire is one frame, which must be able to see a token.
     for lock in (threadkit.Lock(), threadkit.RLock()):
-        c_methods = type(lock.acquire) is type(len)
+        c_methods = type(lock.release) is type(len)
         assert c_methods is not mode
+        assert type(lock.acquire) is not type(len)
         with lock as entered:
             assert entered is True
 

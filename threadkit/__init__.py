@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 
 from threadkit import checks, ray
-from threadkit._cancel import CancelRegistration, CancelToken, current_token
+from threadkit._cancel import CancelRegistration, CancelToken, current_token, queue_get
 from threadkit._dump import dump, dump_path, install_dump_handler
 from threadkit._errors import (
     BatchError,
@@ -71,6 +71,7 @@ __all__ = [
     "dump",
     "dump_path",
     "install_dump_handler",
+    "queue_get",
     "ray",
     "spawn",
 ]

@@ -38,16 +38,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import queue
 import threading
 import weakref
+from _thread import allocate_lock
 from collections.abc import Callable, Iterator
+from time import monotonic
 from types import TracebackType
+from typing import Any, TypeVar
 
 from threadkit._errors import Cancelled
 
-__all__ = ["CancelRegistration", "CancelToken", "current_token"]
+__all__ = ["CancelRegistration", "CancelToken", "current_token", "queue_get"]
 
 logger = logging.getLogger("threadkit")
+
+T = TypeVar("T")
 
 Callback = Callable[[], object]
 # What cancel() found to run: each cancelled token with its callbacks.
@@ -473,6 +479,227 @@ def _bind_token(token: CancelToken) -> Iterator[CancelToken]:
         yield token
     finally:
         _local.token = previous
+
+
+def _cancellable() -> CancelToken | None:
+    """This thread's token if one is bound (it can be cancelled) and waits are not shielded.
+
+    The test every blocking wait makes first: one thread-local read, so a
+    wait outside any task costs what it did before cancellable waits.
+    """
+    token: CancelToken | None = getattr(_local, "token", None)
+    if token is None or getattr(_local, "shielded", False):
+        return None
+    return token
+
+
+@contextlib.contextmanager
+def _shielded() -> Iterator[None]:
+    """Inside the block, this thread's waits are not cancellable; current_token() is unchanged.
+
+    For code that must run to its end although the token is cancelled: a
+    worker's *close*, which runs after shutdown has cancelled the worker's
+    token.
+    """
+    previous = getattr(_local, "shielded", False)
+    _local.shielded = True
+    try:
+        yield
+    finally:
+        _local.shielded = previous
+
+
+# The outcomes of a _Waiter, each set once by whoever claims it first.
+_W_PENDING = 0
+_W_NOTIFIED = 1
+_W_CANCELLED = 2
+_W_TIMED_OUT = 3
+
+
+class _Waiter:
+    """Stands in a :class:`threading.Condition`'s waiter list for a cancellable wait.
+
+    ``Condition.notify`` calls ``release()`` on the first waiters of its
+    deque and skips (without counting) one whose ``release()`` raises
+    :class:`RuntimeError` (every supported Python does, since gh-92530).
+    Three parties may end the wait: a notify, a cancel callback, the
+    waiter's own timeout.  Whoever pops the one-element ``_claim`` first
+    (``list.pop`` is atomic) sets ``outcome`` and then releases ``_gate``;
+    the others lose.  So a notify that loses to a cancel raises and passes
+    the wake-up on to the next waiter: a cancelled wait never swallows one.
+    """
+
+    __slots__ = ("_claim", "_gate", "outcome")
+
+    def __init__(self) -> None:
+        self._gate = allocate_lock()
+        self._gate.acquire()
+        self._claim = [True]
+        self.outcome = _W_PENDING
+
+    def settle(self, outcome: int) -> bool:
+        if not self.claim():
+            return False
+        self.open(outcome)
+        return True
+
+    def claim(self) -> bool:
+        """Win the right to settle it, without waking the waiter yet (see open)."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return False
+        return True
+
+    def open(self, outcome: int) -> None:
+        """Wake the waiter with *outcome*; only after a successful claim()."""
+        self.outcome = outcome
+        self._gate.release()
+
+    def release(self) -> None:
+        # Called by Condition.notify, which holds the condition's lock.
+        if not self.settle(_W_NOTIFIED):
+            raise RuntimeError("release unlocked lock")
+
+    def cancel(self) -> None:
+        self.settle(_W_CANCELLED)
+
+    def block(self, timeout: float | None) -> int:
+        """Wait until settled (settling it as timed out if *timeout* expires first)."""
+        gate = self._gate
+        if timeout is None:
+            gate.acquire()
+        elif not (timeout > 0 and gate.acquire(True, timeout)) and not self.settle(_W_TIMED_OUT):
+            # Another party claimed it just now and releases the gate next.
+            gate.acquire()
+        return self.outcome
+
+
+class _Gate(_Waiter):
+    """A one-shot gate that a settler opens and a cancel may open first.
+
+    Stands in for the plain lock a settler releases once (a worker's
+    ``call()`` slot): ``release()`` opens it unless a cancel did already,
+    and then does nothing, so the settler never sees an error.
+    """
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        self.settle(_W_NOTIFIED)
+
+
+def _wait_done(future: Any, timeout: float | None, token: CancelToken) -> None:
+    """Wait until *future* is done or *timeout* passes, unless *token* is cancelled first.
+
+    For the ``result()`` / ``exception()`` of a future: the caller then asks
+    the future itself with timeout 0.  Uses the future's own Condition, which
+    every state change to done notifies, as ``Future.result`` does.
+
+    Raises:
+        Cancelled: *token* was cancelled before the future was done.
+    """
+    condition = future._condition
+    with condition:
+        if not future.done():
+            _wait_condition(condition, timeout, token)
+
+
+def _wait_condition(cond: Any, timeout: float | None, token: CancelToken) -> bool:
+    """``cond.wait(timeout)`` that raises :class:`Cancelled` when *token* is cancelled.
+
+    Works on any :class:`threading.Condition` (it uses the protocol that
+    ``threading.Condition.wait`` itself uses: ``_waiters``, ``_is_owned``,
+    ``_release_save``, ``_acquire_restore``), so the stdlib's ``notify``
+    wakes it.  As with the stdlib's, the lock is held again when it returns
+    or raises.  A notification that reached this waiter first wins over a
+    cancel that lands later: the wait returns True, and the caller sees
+    the cancellation at its next wait.
+
+    Raises:
+        Cancelled: *token* was cancelled before or during the wait.
+        RuntimeError: The lock is not held.
+    """
+    if timeout is not None and timeout <= 0:
+        # Does not block, so it is not cancelled: exactly the stdlib's wait.
+        return bool(threading.Condition.wait(cond, timeout))
+    if not cond._is_owned():
+        raise RuntimeError("cannot wait on un-acquired lock")
+    token.raise_if_cancelled()
+    waiter = _Waiter()
+    cond._waiters.append(waiter)
+    saved = cond._release_save()
+    try:
+        with token.on_cancel(waiter.cancel):
+            outcome = waiter.block(timeout)
+    finally:
+        # An interrupt in block() leaves the waiter unclaimed: claim it so a
+        # later notify skips it (and wakes someone else) instead of counting it.
+        waiter.settle(_W_TIMED_OUT)
+        cond._acquire_restore(saved)
+        if waiter.outcome != _W_NOTIFIED:
+            with contextlib.suppress(ValueError):  # notify removed it already
+                cond._waiters.remove(waiter)
+    if outcome == _W_CANCELLED:
+        raise Cancelled(token.reason)
+    return outcome == _W_NOTIFIED
+
+
+def queue_get(q: queue.Queue[T], /, *, timeout: float | None = None) -> T:
+    """Take an item from *q* like ``q.get(timeout=timeout)``, but cancellable.
+
+    The :class:`queue.Queue` counterpart of threadkit's cancellable waits (see
+    :ref:`cancellable-waits`): while :func:`current_token` can be cancelled,
+    a wait for an item raises :class:`Cancelled` when the token is cancelled.
+    An item is never lost: either the call returns it, or it raises having
+    taken nothing, and a :meth:`~queue.Queue.put` that it did not use wakes
+    another consumer.  A queue that has an item returns it, cancelled token
+    or not.  Outside any task this is exactly ``q.get(timeout=timeout)``.
+
+    It works with :class:`queue.Queue` and its subclasses
+    (:class:`~queue.LifoQueue`, :class:`~queue.PriorityQueue`, your own),
+    through the hooks :mod:`queue` offers subclasses (``not_empty``,
+    ``_qsize``, ``_get``).
+
+    Args:
+        q: The queue.
+        timeout: Seconds to wait at most; ``None`` waits as long as it takes.
+
+    Returns:
+        The item.
+
+    Raises:
+        Cancelled: This thread's :func:`current_token` was cancelled while
+            the queue was empty.
+        queue.Empty: *timeout* passed with the queue empty.
+        TypeError: *q* is not a :class:`queue.Queue`, or *timeout* is not a
+            number or ``None``.
+        ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
+
+    Thread safety: may be called from any thread, on a queue shared with
+    any number of producers and consumers.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(q, queue.Queue):
+        raise TypeError(f"queue_get() needs a queue.Queue, got {type(q).__name__!r}")
+    _check_timeout(timeout)
+    token = _cancellable()
+    if token is None:
+        return q.get(timeout=timeout)
+    not_empty = q.not_empty
+    with not_empty:
+        # What Queue.get does, with a cancellable wait: the loop takes an
+        # item only once it holds the queue's mutex and sees one.
+        deadline = None if timeout is None else monotonic() + timeout
+        while not q._qsize():  # queue's subclass hook
+            remaining = None if deadline is None else deadline - monotonic()
+            if remaining is not None and remaining <= 0:
+                raise queue.Empty
+            _wait_condition(not_empty, remaining, token)
+        item: T = q._get()  # queue's subclass hook
+        q.not_full.notify()
+        return item
 
 
 def _check_timeout(timeout: object, what: str = "timeout") -> None:

@@ -112,8 +112,16 @@ from types import (
 from typing import Any, Generic, TypeVar
 
 from threadkit import _waits
-from threadkit._cancel import CancelToken, _bind_token, _check_timeout
-from threadkit._errors import BatchError, DeadlockError, MailboxFull, WorkerClosed
+from threadkit._cancel import (
+    _W_CANCELLED,
+    CancelToken,
+    _bind_token,
+    _cancellable,
+    _check_timeout,
+    _Gate,
+    _shielded,
+)
+from threadkit._errors import BatchError, Cancelled, DeadlockError, MailboxFull, WorkerClosed
 from threadkit._future import LazyFuture
 from threadkit._waits import edges
 
@@ -579,7 +587,10 @@ class Core(Generic[R]):
         if close is None:
             return
         try:
-            close(resource)
+            # Not cancellable: shutdown has cancelled the token already, and
+            # close must still run to its end.
+            with _shielded():
+                close(resource)
         except BaseException as exc:  # routed to shutdown(wait=True) or the hook
             with self._state_lock:
                 claimed = self.close_error_claimed
@@ -644,6 +655,13 @@ def request(
     if core.pass_resource:
         return (tag, fn, core.resource) + args  # noqa: RUF005  (see above)
     return (tag, fn) + args  # noqa: RUF005
+
+
+def _await_gate(gate: _Gate, token: CancelToken) -> None:
+    with token.on_cancel(gate.cancel):
+        outcome = gate.block(None)
+    if outcome == _W_CANCELLED:
+        raise Cancelled(token.reason)
 
 
 def claim(tag: Any) -> bool:
@@ -977,6 +995,12 @@ class Face:
         if kwargs:
             fn = WithKwargs(fn, **kwargs)
         slot = CallSlot()
+        token = _cancellable()
+        if token is not None:
+            # Cancellable: the settler opens a gate that a cancel may open
+            # first (a plain lock cannot be released by both).
+            token.raise_if_cancelled()
+            slot.done = _Gate()  # type: ignore[assignment]
         # Only workers have call(): the resource is always first.
         item = (slot, fn, core.resource) + args  # noqa: RUF005  (no list built)
         # _waits.wait_begins(), inlined (see _waits.edges): recorded before the
@@ -997,8 +1021,13 @@ class Face:
             elif core.cancel_futures:
                 cancel(item)
             try:
-                slot.done.acquire()
-            except BaseException:  # interrupted while waiting: withdraw if not started
+                if token is None:
+                    slot.done.acquire()
+                else:
+                    _await_gate(slot.done, token)  # type: ignore[arg-type]
+            except BaseException:  # interrupted or cancelled: withdraw if not started
+                # Started already: it finishes in the owner thread and its
+                # outcome is dropped.
                 claim(slot)
                 raise
         finally:

@@ -50,6 +50,7 @@ from concurrent.futures._base import (
 from typing import Any, TypeVar
 
 from threadkit import _waits
+from threadkit._cancel import _cancellable, _wait_done
 from threadkit._errors import DeadlockError
 
 __all__ = ["LazyFuture", "run_done_callbacks"]
@@ -212,6 +213,10 @@ class LazyFuture(Future[T]):
                     exc = None  # break the cycle exc -> traceback -> this frame
             self._wait_begins("result()", timeout)
             try:
+                token = _cancellable()
+                if token is not None:  # a cancel of this thread's token ends the wait
+                    _wait_done(self, timeout, token)
+                    timeout = 0
                 return super().result(timeout)
             finally:
                 _waits.wait_ends()
@@ -225,6 +230,10 @@ class LazyFuture(Future[T]):
             return self._exception
         self._wait_begins("exception()", timeout)
         try:
+            token = _cancellable()
+            if token is not None:  # a cancel of this thread's token ends the wait
+                _wait_done(self, timeout, token)
+                timeout = 0
             return super().exception(timeout)
         finally:
             _waits.wait_ends()

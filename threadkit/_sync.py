@@ -7,11 +7,13 @@ type that cannot be subclassed, and a Python method around its ``acquire``
 doubles the cost of every acquisition.  So :class:`Lock` and :class:`RLock`
 keep their behaviour in *slots*: ``acquire``, ``release``, ``__enter__``,
 ``__exit__`` (and the private methods :class:`threading.Condition` looks
-for) are instance attributes filled in by ``__init__``.  With checks off they
-are the bound methods of the underlying C lock, so ``lock.acquire()`` is one
-slot read and one C call, and ``with lock:`` is as fast as with the C lock:
-the interpreter looks ``__enter__`` up on the type, finds the slot's member
-descriptor, and calls what the slot holds.  With checks on (or
+for) are instance attributes filled in by ``__init__``.  With checks off,
+``release`` and ``__exit__`` are the bound methods of the underlying C lock,
+so they cost one slot read and one C call (the interpreter looks ``__exit__``
+up on the type, finds the slot's member descriptor, and calls what the slot
+holds); ``acquire`` and ``__enter__`` are one Python frame around the C
+lock's non-blocking ``acquire``, because a blocking acquisition must see
+whether the thread's token can be cancelled (see *Cancellable waits*).  With checks on (or
 ``raise_on_timeout``) they are the bound methods of a *tracker*
 (:class:`_LockTracker`, :class:`_RLockTracker`), which keeps the owner and
 talks to :mod:`threadkit.checks`.  The tracker never references the public
@@ -25,11 +27,23 @@ semantics (and the bug fixes of every Python version) and add a name, a live
 threadkit lock, and :class:`Condition` with a threading lock, through the
 ``_is_owned``/``_release_save``/``_acquire_restore`` protocol that
 ``threading.Condition`` already uses.
+
+*Cancellable waits.*  A blocking wait in a thread whose token can be
+cancelled (:func:`threadkit._cancel._cancellable`) raises
+:class:`~threadkit.Cancelled` when the token is.  Condition waits (and so
+Semaphore and Event, whose ``_cond`` is replaced by a cancellable one) put a
+``_Waiter`` in the condition's waiter list, which ``notify`` and the cancel
+callback race to claim (see ``threadkit._cancel._Waiter``).  A C lock has no
+waiter list and cannot be interrupted, so a contended acquisition by such a
+thread is made by a helper thread that hands the lock over (see
+``_acquire_cancellable``).  A thread without a token takes exactly the
+stdlib's path.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 import threading
@@ -37,12 +51,21 @@ from _thread import RLock as _CRLock
 from _thread import allocate_lock, get_ident
 from collections.abc import Callable
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from threadkit import checks
-from threadkit._errors import DeadlockError, LockOwnershipError, LockTimeoutError
+from threadkit._cancel import (
+    _W_CANCELLED,
+    _W_NOTIFIED,
+    _W_TIMED_OUT,
+    _cancellable,
+    _wait_condition,
+    _Waiter,
+)
+from threadkit._errors import Cancelled, DeadlockError, LockOwnershipError, LockTimeoutError
 from threadkit.checks import _EMPTY, _local, _nodes, _out, _waiting
 
 __all__ = [
@@ -76,6 +99,114 @@ def _check_timeout_args(blocking: bool, timeout: float) -> None:
     # between Python versions): a fresh unlocked lock either raises them or is
     # acquired at once, never waiting.  Run before any edge is recorded.
     allocate_lock().acquire(blocking, timeout)
+
+
+# -- cancellable acquisition ---------------------------------------------------------
+
+# A thread blocked in a C lock's acquire() wakes only when the lock is
+# released: nothing else can interrupt it.  So a thread whose token can be
+# cancelled does not block there itself when the lock is taken: a helper
+# thread does, and hands the lock over; the waiter blocks on a _Waiter that
+# the helper (lock taken, or timed out) or a cancel callback settles,
+# whichever comes first.  A helper that takes the lock for a waiter that has
+# already given up releases it at once: no acquisition is ever lost or
+# leaked.  Helpers are reused: they wait for work on a queue and exit after
+# _HELPER_IDLE seconds without any (a burst of contention reuses them; none
+# stays around once it is over).
+_HELPER_IDLE = 0.1
+_helper_jobs: SimpleQueue[Callable[[], None]] = SimpleQueue()
+_helper_lock = allocate_lock()
+_helper_idle = 0  # helpers waiting for a job; changed under _helper_lock
+
+
+def _helper() -> None:
+    global _helper_idle
+    while True:
+        try:
+            job = _helper_jobs.get(timeout=_HELPER_IDLE)
+        except Empty:
+            with _helper_lock:
+                # A job put (under this lock) since the get() timed out was
+                # counted on an idle helper: maybe this one, so stay.
+                if not _helper_jobs.empty():
+                    continue
+                _helper_idle -= 1
+                return
+        job()
+        del job
+        with _helper_lock:
+            _helper_idle += 1
+
+
+def _run_in_helper(job: Callable[[], None]) -> None:
+    global _helper_idle
+    # Put under the lock, so that an idle helper retiring at this moment
+    # sees the job (see _helper) and stays.
+    with _helper_lock:
+        _helper_jobs.put(job)
+        start = not _helper_idle
+        if not start:
+            _helper_idle -= 1  # reserved: one waiting helper will take a job
+    if start:
+        threading.Thread(target=_helper, name="threadkit lock helper", daemon=True).start()
+
+
+def _reset_helpers_in_child() -> None:
+    global _helper_jobs, _helper_lock, _helper_idle
+    # The helpers did not survive the fork.
+    _helper_jobs = SimpleQueue()
+    _helper_lock = allocate_lock()
+    _helper_idle = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_helpers_in_child)
+
+
+def _acquire_cancellable(
+    token: Any,
+    grab: Callable[[float], bool],
+    give_back: Callable[[], None],
+    timeout: float,
+    hand_over: Callable[[], None] | None = None,
+) -> bool:
+    """Acquire through a helper thread, so that cancelling *token* wakes the waiter.
+
+    *grab(timeout)* blocks to take the underlying lock (as the helper);
+    *give_back()* releases it (as the helper); *hand_over()*, if given, makes
+    it the waiting thread's (an owned lock).  The lock is the waiter's only
+    if the helper claims the wait first; a cancel (or the waiter's timeout)
+    that claims it first wins, and the helper then releases the lock.
+
+    Raises:
+        Cancelled: *token* was cancelled before the lock was taken.
+    """
+    token.raise_if_cancelled()
+    waiter = _Waiter()
+
+    def job() -> None:
+        if not grab(timeout):
+            waiter.settle(_W_TIMED_OUT)
+        elif not waiter.claim():
+            give_back()  # the waiter gave up first: never keep a lock for nobody
+        else:
+            # Claimed: the waiter waits for the hand-over, cancel or not.
+            try:
+                if hand_over is not None:
+                    hand_over()
+            finally:
+                waiter.open(_W_NOTIFIED)
+
+    try:
+        with token.on_cancel(waiter.cancel):
+            _run_in_helper(job)
+            outcome = waiter.block(None if timeout < 0 else timeout)
+    finally:
+        # Left by an interrupt: the helper gives the lock back when it gets it.
+        waiter.settle(_W_TIMED_OUT)
+    if outcome == _W_CANCELLED:
+        raise Cancelled(token.reason)
+    return outcome == _W_NOTIFIED
 
 
 def _identify(lock: object, kind: str, name: str | None, *, order: bool) -> tuple[int, str]:
@@ -231,18 +362,29 @@ class _LockTracker:
             return True
         return False
 
-    def _wait(self, me: int, timeout: float) -> bool:
+    def _wait(self, me: int, timeout: float, *, cancellable: bool = True) -> bool:
+        # A zero timeout does not wait, so it is not cancelled.
+        token = _cancellable() if cancellable and timeout != 0 else None
+        lock = self.lock
         if self.order:
             _waiting[me] = (self.key, monotonic())
             try:
-                got = self.lock.acquire(True, timeout)
+                if token is None:
+                    got = lock.acquire(True, timeout)
+                else:
+                    got = _acquire_cancellable(token, self._take, lock.release, timeout)
             finally:
                 del _waiting[me]
+        elif token is None:
+            got = lock.acquire(True, timeout)
         else:
-            got = self.lock.acquire(True, timeout)
+            got = _acquire_cancellable(token, self._take, lock.release, timeout)
         if not got and self.raise_on_timeout:
             raise LockTimeoutError(self._timeout_message(timeout))
         return got
+
+    def _take(self, timeout: float) -> bool:
+        return self.lock.acquire(True, timeout)
 
     def _timeout_message(self, timeout: float) -> str:
         owner, since = self.owner, self.since
@@ -291,7 +433,9 @@ class _LockTracker:
         # recorded (threadkit's Condition.wait checked the order up front).
         me = get_ident()
         if not self.lock.acquire(False):
-            self._wait(me, -1)
+            # Not cancellable: Condition.wait must hold the lock again when
+            # it returns or raises.
+            self._wait(me, -1, cancellable=False)
         self.owner = me
         self.since = monotonic()
         if self.order:
@@ -467,7 +611,8 @@ def _set_up(
     """Fill a Lock's or RLock's method slots: the C lock's own, or a tracker's.
 
     The mode is chosen once, here (see :mod:`threadkit.checks`): with checks
-    off the slots hold the C lock's bound methods, so nothing runs in Python.
+    off the slots hold the C lock's bound methods (``acquire`` and
+    ``__enter__``: one Python frame around them, see _plain_acquire).
     *tracked* and *plain* give the slots that differ between the two kinds.
     """
     _check_name(name)
@@ -494,15 +639,69 @@ def _set_up(
         obj._tracker = None
         lock: Any = allocate_lock() if kind == "Lock" else _CRLock()
         obj._lock = lock
+        acquire, enter = _plain_acquire(lock, kind)
         _bind(
             obj,
-            acquire=lock.acquire,
+            acquire=acquire,
             release=lock.release,
-            __enter__=lock.__enter__,
+            __enter__=enter,
             __exit__=lock.__exit__,
             _at_fork_reinit=lock._at_fork_reinit,
             **plain(lock),
         )
+
+
+def _plain_acquire(lock: Any, kind: str) -> tuple[Callable[..., bool], Callable[[], bool]]:
+    """The ``acquire`` and ``__enter__`` of an unchecked lock: the C lock's, made cancellable.
+
+    A lock that is free is taken by one C call, as before; only a blocking
+    acquisition of a taken lock reads the thread's token, and only a thread
+    with a token takes the helper's way (see _acquire_cancellable).
+    """
+    try_acquire = lock.acquire
+    # A C RLock belongs to a thread: the helper takes it as itself, then
+    # (once it has won the wait) hands it over with _release_save and
+    # _acquire_restore, which sets the owner.  Another thread may take it in
+    # between; the hand-over then waits for it to be released.
+    restore: Any = getattr(lock, "_acquire_restore", None)
+    save: Any = getattr(lock, "_release_save", None)
+
+    def take(timeout: float) -> bool:
+        return try_acquire(True, timeout)  # type: ignore[no-any-return]
+
+    def slow(blocking: bool, timeout: float) -> bool:
+        if timeout != -1:
+            _check_timeout_args(blocking, timeout)
+            if try_acquire(False):
+                return True
+        if not blocking or timeout == 0:
+            return False  # the C lock's answer too: it would not have waited
+        token = _cancellable()
+        if token is None:
+            return try_acquire(True, timeout)  # type: ignore[no-any-return]
+        hand_over: Callable[[], None] | None = None
+        if kind != "Lock":
+            owner = get_ident()
+
+            def transfer() -> None:
+                save()
+                restore((1, owner))
+
+            hand_over = transfer
+
+        return _acquire_cancellable(token, take, lock.release, timeout, hand_over)
+
+    # The fast path is one Python frame around one C call: every extra
+    # operation here shows in benchmarks/bench_sync.py.
+    def acquire(blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout == -1 and try_acquire(False):
+            return True
+        return slow(blocking, timeout)
+
+    def enter() -> bool:
+        return try_acquire(False) or slow(True, -1)
+
+    return acquire, enter
 
 
 class Lock:
@@ -510,7 +709,10 @@ class Lock:
 
     Same methods and semantics as :class:`threading.Lock`: ``acquire(blocking=True,
     timeout=-1)``, ``release()``, ``locked()``, and use in a ``with`` block.  With
-    checks off (the default) it runs at the speed of the standard library's lock.
+    checks off (the default), ``with lock:`` and ``release()`` run at the speed
+    of the standard library's lock; ``acquire()`` costs one Python call more,
+    because a blocking acquisition must be cancellable (see
+    :ref:`cancellable-waits`).
 
     With checks on when it is created (:mod:`threadkit.checks`), it also
 
@@ -782,8 +984,15 @@ class Condition(threading.Condition):
     :class:`RuntimeError`, where the standard library, which cannot tell who
     holds a plain lock, lets any thread through while some thread holds it.
 
+    In a thread whose :func:`~threadkit.current_token` can be cancelled (a
+    task's, a group's, a worker's request), :meth:`wait` and
+    :meth:`~threading.Condition.wait_for` raise :class:`~threadkit.Cancelled`,
+    with the lock held again, when that token is cancelled (see
+    :ref:`cancellable-waits`).
+
     All methods may be called from any thread, with the stdlib's rule that
     ``wait`` and ``notify`` need the lock held.
+
 
     Args:
         lock: The lock to use, or ``None`` for a new :class:`RLock`.
@@ -825,6 +1034,9 @@ class Condition(threading.Condition):
         As :meth:`threading.Condition.wait`.
 
         Raises:
+            Cancelled: This thread's :func:`~threadkit.current_token` was
+                cancelled before or during the wait (a notification that
+                reached this waiter first wins: the wait returns ``True``).
             RuntimeError: If the calling thread does not hold the lock.
             LockOrderError: With a checked lock, if re-acquiring it while
                 holding this thread's other locks would close a cycle; nothing
@@ -836,7 +1048,10 @@ class Condition(threading.Condition):
             raise RuntimeError("cannot wait on un-acquired lock")
         self._tk_waiters.append(None)
         try:
-            return super().wait(timeout)
+            token = _cancellable()
+            if token is None:
+                return super().wait(timeout)
+            return _wait_condition(self, timeout, token)
         finally:
             self._tk_waiters.pop()
 
@@ -854,12 +1069,31 @@ class Condition(threading.Condition):
         )
 
 
+class _CancellableCondition(threading.Condition):
+    """The condition inside :class:`Semaphore` and :class:`Event`: its waits are cancellable.
+
+    The stdlib's ``Semaphore.acquire`` and ``Event.wait`` wait on
+    ``self._cond``; replacing it with this one makes them cancellable while
+    keeping their code, and so their semantics, exactly.
+    """
+
+    def wait(self, timeout: float | None = None) -> bool:
+        token = _cancellable()
+        if token is None:
+            return super().wait(timeout)
+        return _wait_condition(self, timeout, token)
+
+
 class Semaphore(threading.Semaphore):
     """A semaphore: :class:`threading.Semaphore`, with a name and statistics.
 
     Same methods and semantics as :class:`threading.Semaphore`.  A semaphore
     has no owner (any thread may release it), so it takes no part in
-    lock-order or ownership checks.  All methods may be called from any thread.
+    lock-order or ownership checks.  A blocking ``acquire()`` is cancellable
+    (see :ref:`cancellable-waits`): it raises :class:`~threadkit.Cancelled`
+    without taking a permit, and a ``release()`` it would have consumed wakes
+    another waiter instead.  All methods may be called from any thread.
+
 
     Args:
         value: The initial value of the counter.
@@ -877,6 +1111,7 @@ class Semaphore(threading.Semaphore):
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         _check_name(name)
         super().__init__(value)
+        self._cond = _CancellableCondition(threading.Lock())
         self._tk_name = name
 
     @property
@@ -924,8 +1159,10 @@ class Event(threading.Event):
     """An event: :class:`threading.Event`, with a name and statistics.
 
     Same methods and semantics as :class:`threading.Event`.  An event has no
-    owner, so it takes no part in lock-order checks.  All methods may be
+    owner, so it takes no part in lock-order checks.  ``wait()`` on an unset
+    event is cancellable (see :ref:`cancellable-waits`).  All methods may be
     called from any thread.
+
 
     Args:
         name: A name for reprs and statistics.
@@ -939,6 +1176,7 @@ class Event(threading.Event):
     def __init__(self, *, name: str | None = None) -> None:
         _check_name(name)
         super().__init__()
+        self._cond = _CancellableCondition(threading.Lock())
         self._tk_name = name
 
     @property

@@ -34,6 +34,7 @@ failure reported) at once, not at the next cyclic collection.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import itertools
 import logging
@@ -43,11 +44,20 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
+from time import monotonic
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from threadkit import _waits
-from threadkit._cancel import CancelToken, _bind_token, _check_timeout, current_token
+from threadkit._cancel import (
+    CancelToken,
+    _bind_token,
+    _cancellable,
+    _check_timeout,
+    _wait_condition,
+    _wait_done,
+    current_token,
+)
 from threadkit._engine import check_function
 from threadkit._errors import Cancelled, DeadlockError, GroupClosed
 from threadkit._future import run_done_callbacks
@@ -62,6 +72,9 @@ P = ParamSpec("P")
 _task_numbers = itertools.count(1)
 _group_numbers = itertools.count(1)
 _CANCELLED_STATES = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
+
+# A queued task of a bounded group: the task and its call.
+_Queued = tuple["Task[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 # Outcome kinds of _call().
 _RETURNED = 0
@@ -107,7 +120,8 @@ atexit.register(_report_at_exit)
 class Task(Future[T]):
     """A function running in a thread of its own: a :class:`concurrent.futures.Future` of it.
 
-    Made by :func:`spawn` and :meth:`TaskGroup.spawn`, never directly.  As a
+    Made by :func:`spawn` and :meth:`TaskGroup.spawn`, never directly (in a
+    bounded :class:`TaskGroup`, tasks take turns on the group's threads).  As a
     real :class:`~concurrent.futures.Future` it works with
     :func:`concurrent.futures.wait`, :func:`~concurrent.futures.as_completed`
     and :func:`asyncio.wrap_future`.
@@ -205,9 +219,16 @@ class Task(Future[T]):
 
     @property
     def thread(self) -> threading.Thread:
-        """The thread running the task."""
-        assert self._thread is not None
-        return self._thread
+        """The thread running the task.
+
+        Raises:
+            RuntimeError: The task is queued in a bounded :class:`TaskGroup`
+                and has not started.
+        """
+        thread = self._thread
+        if thread is None:
+            raise RuntimeError(f"task {self._name!r} has not started: it is queued in its group")
+        return thread
 
     @property
     def token(self) -> CancelToken:
@@ -245,6 +266,8 @@ class Task(Future[T]):
         if self.done():
             return False
         self._token.cancel(f"task {self._name!r} was cancelled" if reason is None else reason)
+        if self._thread is None and self._group is not None and self._group._limit is not None:
+            _withdraw(self)  # queued in a bounded group: it ends now, not when its turn comes
         return True
 
     # -- waiting --
@@ -265,6 +288,8 @@ class Task(Future[T]):
 
         Raises:
             TimeoutError: The task did not end in time.
+            Cancelled: This thread's :func:`current_token` was cancelled
+                while waiting (the task goes on).
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
@@ -276,6 +301,10 @@ class Task(Future[T]):
         if waits:
             _waits.wait_begins(self._thread_ident(), f"waiting for task {self._name!r}", self.done)
         try:
+            token = _cancellable()
+            if token is not None:  # a cancel of this thread's token ends the wait
+                _wait_done(self, timeout, token)
+                timeout = 0
             exc = super().exception(timeout)
         finally:
             if waits:
@@ -295,6 +324,8 @@ class Task(Future[T]):
 
         Raises:
             TimeoutError: The task did not end in time (the task goes on).
+            Cancelled: This thread's :func:`current_token` was cancelled
+                while waiting (the task goes on).
             concurrent.futures.CancelledError: The task was cancelled.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
@@ -324,19 +355,27 @@ class Task(Future[T]):
         task's group raises it), or after :meth:`cancel` to wait for a task
         that may ignore its token.
 
+        For a task of a bounded :class:`TaskGroup`, whose thread goes on to
+        the group's next task, it waits for the task to end.
+
         Args:
             timeout: Seconds to wait at most; ``None`` waits as long as it takes.
 
         Returns:
-            True if the thread has exited (whatever the outcome), False if the
-            timeout expired first.
+            True if the thread has exited (whatever the outcome; in a bounded
+            group, once the task has ended), False if the timeout expired first.
 
         Raises:
+            Cancelled: This thread's :func:`current_token` was cancelled
+                before the task ended.
             DeadlockError: Called from the task's own thread.
             TypeError: *timeout* is not a number or ``None``.
             ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
         """
         _check_timeout(timeout)
+        group = self._group
+        if group is not None and group._limit is not None:
+            return self._join_shared(timeout)
         thread = self.thread
         # Not by ident: idents are reused once the task's thread has exited.
         if thread is threading.current_thread():
@@ -348,11 +387,40 @@ class Task(Future[T]):
         if waits:
             _waits.wait_begins(thread.ident, f"join() of task {self._name!r}")
         try:
+            token = _cancellable()
+            if token is not None and not self.done():
+                # Cancellable until the task is done; then only its thread's
+                # exit (after its done-callbacks) is left to wait for.
+                deadline = None if timeout is None else monotonic() + timeout
+                _wait_done(self, timeout, token)
+                if deadline is not None:
+                    timeout = max(0.0, deadline - monotonic())
             thread.join(timeout)
         finally:
             if waits:
                 _waits.wait_ends()
         return not thread.is_alive()
+
+    def _join_shared(self, timeout: float | None) -> bool:
+        # A task of a bounded group shares its thread with the tasks after
+        # it: joining it means waiting for it to end.
+        self._refuse_self_wait("join()")
+        waits = timeout is None and not self.done()
+        if waits:
+            _waits.wait_begins(self._thread_ident(), f"join() of task {self._name!r}", self.done)
+        try:
+            token = _cancellable()
+            condition = self._condition
+            with condition:
+                if not self.done():
+                    if token is None:
+                        condition.wait(timeout)
+                    else:
+                        _wait_condition(condition, timeout, token)
+        finally:
+            if waits:
+                _waits.wait_ends()
+        return self.done()
 
     # -- lifecycle --
 
@@ -409,7 +477,12 @@ def _task_state(task: Task[Any]) -> str:
     if state == FINISHED:
         failure = task._failure
         return "finished" if failure is None else f"failed ({type(failure).__name__})"
-    words = "running" if task._started else "starting"
+    if task._started:
+        words = "running"
+    else:
+        group = task._group
+        queued = group is not None and group._limit is not None and task._thread is None
+        words = "queued" if queued else "starting"
     if task._token.cancelled:
         words += ", cancel requested"
     return words
@@ -451,8 +524,9 @@ class TaskSnapshot:
 
     Attributes:
         name: The task's name.
-        state: ``"starting"`` or ``"running"``, possibly followed by ``",
-            cancel requested"``; or the final state if it ended while being read.
+        state: ``"queued"`` (in a bounded group, waiting for a thread),
+            ``"starting"`` or ``"running"``, possibly followed by ``", cancel
+            requested"``; or the final state if it ended while being read.
         thread_ident: The ident of the task's thread; ``None`` before it started.
         group: The name of the task's group, or ``None``.
     """
@@ -470,7 +544,7 @@ class GroupSnapshot:
     Attributes:
         name: The group's name.
         state: ``"open"`` (in the block) or ``"exiting"`` (waiting for its tasks).
-        running: How many of its tasks have not ended.
+        running: How many of its tasks have not ended (queued ones included).
         failed: How many of its tasks have failed.
         cancelled: Whether the group's token is cancelled.
     """
@@ -624,6 +698,36 @@ def _settle(task: Task[Any], kind: int, value: Any) -> None:
         Future.set_running_or_notify_cancel(task)
 
 
+def _withdraw(task: Task[Any]) -> None:
+    """End a queued task of a bounded group as cancelled, unless a thread has taken it.
+
+    Whoever pops the task's launch claim first does its bookkeeping: this
+    (in the cancelling thread), or the group's thread in :func:`_run`.
+    """
+    try:
+        task._launch_claim.pop()
+    except IndexError:
+        return
+    group = task._group
+    routed: list[tuple[object, BaseException]] = []
+    try:
+        task._routed = routed
+        _settle(task, _CANCELLED, None)
+    finally:
+        task._routed = None
+        _live_tasks.pop(task._key, None)
+        if group is not None:
+            group._task_ended()
+    for callback, error in routed:
+        logger.error(
+            "done callback %r of threadkit task %r raised %s",
+            callback,
+            task._name,
+            type(error).__name__,
+            exc_info=error,
+        )
+
+
 def _start(
     group: TaskGroup | None,
     fn: Callable[..., T],
@@ -637,6 +741,9 @@ def _start(
     daemon = None if group is None else group._daemon
     token = CancelToken() if group is None else CancelToken(parent=group._token)
     task: Task[T] = Task(name, token, group)
+    if group is not None and group._limit is not None:
+        group._enqueue(task, (task, fn, args, kwargs), daemon)
+        return task
     thread = threading.Thread(target=_run, args=(task, fn, args, kwargs), name=name, daemon=daemon)
     task._thread = thread
     if group is not None:
@@ -776,6 +883,22 @@ class TaskGroup:
     the block raised), the ``TimeoutError`` is put in the exception group
     with them, after the block's exception.
 
+    **Bounded groups.**  With *limit*, at most *limit* tasks of the group
+    run at once, on at most *limit* threads that the group starts as needed
+    and that each take the next waiting task when theirs ends (so 10,000
+    spawns make at most *limit* threads, not 10,000).  :meth:`spawn` never
+    waits: it queues the task and returns its :class:`Task` at once; queued
+    tasks start in the order they were spawned.  A queued task whose token is
+    cancelled (the group cancelled, a sibling failed, :meth:`Task.cancel`)
+    never starts: it ends cancelled, at once for a cancel of the group or
+    through :meth:`Task.cancel`, else when its turn comes.  Until it starts a
+    task has no :attr:`Task.thread`; :meth:`Task.join` waits for the task to
+    end (its thread goes on to the next task).  :func:`threadkit.dump` shows
+    queued tasks as ``queued``.  A task that waits for a queued sibling keeps
+    its thread meanwhile: if every thread of the group does, nothing runs
+    until a cancel ends those waits (see :ref:`cancellable-waits`), as in
+    any bounded pool.
+
     **Parent cancelled.**  If the token the group's token descends from is
     cancelled (say the task running the block was cancelled), the block ends
     by raising :class:`Cancelled` (unless there are failures to raise):
@@ -793,10 +916,14 @@ class TaskGroup:
             group abandoned by a second Ctrl-C: they do not hold up
             interpreter exit.
 
+        limit: At most this many of the group's tasks run at once; ``None``
+            (the default) starts a thread per task.  See *Bounded groups*.
+
     Raises:
-        TypeError: *name* is not a string, *timeout* is not a number, or
-            *daemon* is not a bool.
-        ValueError: *timeout* is negative, nan, or beyond :data:`threading.TIMEOUT_MAX`.
+        TypeError: *name* is not a string, *timeout* is not a number,
+            *daemon* is not a bool, or *limit* is not an int.
+        ValueError: *timeout* is negative, nan, or beyond
+            :data:`threading.TIMEOUT_MAX`, or *limit* is below 1.
 
     Thread safety: :meth:`spawn`, :meth:`cancel` and the properties may be
     called from any thread, including the group's own tasks.  The ``with``
@@ -806,7 +933,12 @@ class TaskGroup:
     """
 
     def __init__(
-        self, *, name: str | None = None, timeout: float | None = None, daemon: bool | None = None
+        self,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        daemon: bool | None = None,
+        limit: int | None = None,
     ) -> None:
         if name is None:
             name = f"TaskGroup-{next(_group_numbers)}"
@@ -816,6 +948,17 @@ class TaskGroup:
         if daemon is not None and not isinstance(daemon, bool):
             raise TypeError(f"daemon must be a bool or None, got {type(daemon).__name__!r}")
         self._daemon = daemon
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise TypeError(f"limit must be an int or None, got {type(limit).__name__!r}")
+            if limit < 1:
+                raise ValueError(f"limit must be >= 1, got {limit}")
+        self._limit = limit
+        # A bounded group's tasks not yet taken by one of its threads, and
+        # how many of those threads are alive; both change under _lock.
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._workers = 0
+        self._idle = 0
         self._name = name
         self._timeout = timeout
         self._parent = current_token()
@@ -824,6 +967,9 @@ class TaskGroup:
         # _timed_out change.  Invariant: _state is _CLOSED exactly when the
         # block was left and _running dropped to 0; _all_done is set then.
         self._lock = threading.Lock()
+        # Notified (under _lock) when a task is queued, and when the group
+        # closes: an idle thread of a bounded group waits on it for either.
+        self._more = threading.Condition(self._lock)
         self._state = _NEW
         self._running = 0
         self._failures: list[BaseException] = []
@@ -834,6 +980,10 @@ class TaskGroup:
         self._timer: threading.Timer | None = None
         self._binding: contextlib.AbstractContextManager[CancelToken] | None = None
         self._key = next(_registry_keys)
+        if limit is not None:
+            # One callback for the whole queue: a cancelled group ends its
+            # queued tasks at once, without waiting for a free thread.
+            self._token.on_cancel(self._withdraw_queued)
 
     @property
     def name(self) -> str:
@@ -891,6 +1041,83 @@ class TaskGroup:
             )
         raise GroupClosed(f"cannot spawn into task group {self._name!r} after it has ended")
 
+    def _enqueue(self, task: Task[Any], item: _Queued, daemon: bool | None) -> None:
+        """Queue a task of a bounded group; start a thread for it if one is free."""
+        with self._lock:
+            state = self._state
+            if state in (_OPEN, _EXITING):
+                self._running += 1
+                _live_tasks[task._key] = task
+                self._queue.append(item)
+                assert self._limit is not None
+                start = False
+                if self._idle:
+                    self._idle -= 1  # counted out here, so the next spawn wakes another
+                    self._more.notify()
+                elif self._workers < self._limit:
+                    start = True
+                    self._workers += 1
+                    number = self._workers
+            else:
+                start = False
+        if state == _NEW:
+            raise GroupClosed(
+                f"cannot spawn into task group {self._name!r} before its with block is entered"
+            )
+        if state not in (_OPEN, _EXITING):
+            raise GroupClosed(f"cannot spawn into task group {self._name!r} after it has ended")
+        if not start:
+            return
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name} thread-{number}", daemon=daemon
+        )
+        with self._lock:
+            self._threads.append(thread)
+        try:
+            thread.start()
+        except BaseException as exc:  # routed: the thread never runs; re-raised below
+            with self._lock:
+                self._workers -= 1
+                self._threads.remove(thread)
+                stranded = self._workers == 0
+            if stranded:
+                # No thread of the group would ever take the queued tasks.
+                self._withdraw_queued()
+            interrupt = _unmangled(exc)
+            if interrupt is exc:
+                raise
+            raise interrupt from None
+
+    def _work(self) -> None:
+        """The body of a bounded group's thread: run queued tasks until none is left."""
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                while not self._queue:
+                    # Only a closed group gets no more tasks (its tasks may
+                    # spawn while the block exits).
+                    if self._state == _CLOSED:
+                        self._workers -= 1
+                        return
+                    self._idle += 1
+                    self._more.wait()
+                    # Counted out by whoever notified: a spawn or the close.
+                    if self._state == _CLOSED:
+                        self._idle = max(0, self._idle - 1)
+                task, fn, args, kwargs = self._queue.popleft()
+            task._thread = me
+            me.name = task._name
+            _run(task, fn, args, kwargs)
+            del task, fn, args, kwargs
+
+    def _withdraw_queued(self) -> None:
+        """End every queued task as cancelled (the group's token is cancelled)."""
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for task, *_ in queued:
+            _withdraw(task)
+
     def _task_failed(self, failure: BaseException) -> BaseException | None:
         """Record a task's failure; the first one cancels the group's token.
 
@@ -919,6 +1146,7 @@ class TaskGroup:
             if self._running == 0 and self._state == _EXITING:
                 self._state = _CLOSED
                 self._all_done.set()
+                self._more.notify_all()  # the idle threads of a bounded group exit
 
     def _expire(self) -> None:
         """The timer thread's function."""
@@ -991,6 +1219,7 @@ class TaskGroup:
                         if self._running == 0:
                             self._state = _CLOSED
                             self._all_done.set()
+                            self._more.notify_all()
                 self._all_done.wait()
             except BaseException as caught:  # routed: cancel, wait again, re-raise
                 if interrupt is not None:

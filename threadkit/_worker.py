@@ -76,7 +76,8 @@ class ResourceWorker(Face, Generic[R]):
             omitted by a subclass that overrides :meth:`on_open`.
         close: Called as ``close(resource)`` in the owner thread after the last
             request, exactly once.  A subclass may override :meth:`on_close`
-            instead.
+            instead.  Its waits are not cancellable (see :ref:`cancellable-waits`):
+            the worker's token is cancelled by then, and *close* must run to its end.
         name: The worker's name, also the owner thread's name.  Default
             ``"ResourceWorker-N"``.
         maxsize: Bound of the mailbox.  ``0`` (the default) is unbounded; with
@@ -374,6 +375,10 @@ class ResourceWorker(Face, Generic[R]):
             MailboxFull: The bounded mailbox stayed full past *put_timeout*.
             concurrent.futures.CancelledError: ``shutdown(cancel_futures=True)``
                 cancelled the request before it started.
+            Cancelled: This thread's :func:`~threadkit.current_token` was
+                cancelled while waiting (see :ref:`cancellable-waits`): a
+                request that had not started is withdrawn and never runs;
+                one that had finishes in the owner thread, its outcome dropped.
             BaseException: Whatever *fn* raised.
         """
         return self._call(fn, args, kwargs)  # type: ignore[no-any-return]

@@ -290,6 +290,26 @@ def _race(mine: Callable[[], object], *others: Callable[[], object]) -> None:
         assert not t.is_alive()
 
 
+@pytest.mark.parametrize(
+    "make", [_lock, _clock, _rlock, _crlock], ids=["Lock", "checked Lock", "RLock", "checked RLock"]
+)
+def test_a_timed_out_acquire_leaves_no_one_to_take_the_lock_after_it(
+    make: Callable[[], Any],
+) -> None:
+    # CPython's lock_tests test_state_after_timeout, made likely to hit: the
+    # release comes right after the timed-out acquire returns.  A timeout the
+    # waiter decided alone left the helper thread in its own timed wait, to
+    # take the lock a moment later for nobody.
+    for _ in range(100):
+        lock = make()  # held by this thread
+        task = InTask(lambda about_to_wait, lock=lock: lock.acquire(timeout=0.005))
+        how, got = task.finish()
+        lock.release()
+        assert (how, got) == ("returned", False)
+        assert lock.acquire(blocking=False)  # not held by anyone (RLock has no locked())
+        lock.release()
+
+
 @settings(max_examples=25)
 @given(kind=st.sampled_from(LOCK_WAITS))
 def test_a_cancel_racing_a_release_never_leaks_the_lock(kind: Wait) -> None:

@@ -620,8 +620,9 @@ def _wait_condition(cond: Any, timeout: float | None, token: CancelToken) -> boo
         Cancelled: *token* was cancelled before or during the wait.
         RuntimeError: The lock is not held.
     """
-    if timeout is not None and timeout <= 0:
-        # Does not block, so it is not cancelled: exactly the stdlib's wait.
+    if timeout is not None and not timeout > 0:
+        # Does not block (or is nan, which the running Python's wait refuses or
+        # not, as it decides), so it is not cancelled: exactly the stdlib's wait.
         return bool(threading.Condition.wait(cond, timeout))
     if not cond._is_owned():
         raise RuntimeError("cannot wait on un-acquired lock")

@@ -175,17 +175,24 @@ def _acquire_cancellable(
     *grab(timeout)* blocks to take the underlying lock (as the helper);
     *give_back()* releases it (as the helper); *hand_over()*, if given, makes
     it the waiting thread's (an owned lock).  The lock is the waiter's only
-    if the helper claims the wait first; a cancel (or the waiter's timeout)
-    that claims it first wins, and the helper then releases the lock.
+    if the helper claims the wait first; a cancel that claims it first wins,
+    and the helper then releases the lock as soon as it gets it (until then
+    the lock has one more contender than the program can see).
 
     Raises:
         Cancelled: *token* was cancelled before the lock was taken.
     """
     token.raise_if_cancelled()
     waiter = _Waiter()
+    # The helper alone decides a timeout (the waiter blocks without one): a
+    # waiter that timed out on its own would leave the helper waiting in
+    # grab(), to take the lock later for nobody, and the lock would look held
+    # after this acquire() returned False (CPython's lock_tests
+    # test_state_after_timeout).  A cancel can still leave it so: see below.
+    deadline = monotonic() + timeout if timeout >= 0 else None
 
     def job() -> None:
-        if not grab(timeout):
+        if not grab(-1 if deadline is None else max(0.0, deadline - monotonic())):
             waiter.settle(_W_TIMED_OUT)
         elif not waiter.claim():
             give_back()  # the waiter gave up first: never keep a lock for nobody
@@ -200,7 +207,7 @@ def _acquire_cancellable(
     try:
         with token.on_cancel(waiter.cancel):
             _run_in_helper(job)
-            outcome = waiter.block(None if timeout < 0 else timeout)
+            outcome = waiter.block(None)
     finally:
         # Left by an interrupt: the helper gives the lock back when it gets it.
         waiter.settle(_W_TIMED_OUT)

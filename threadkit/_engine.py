@@ -111,11 +111,10 @@ from types import (
 )
 from typing import Any, Generic, TypeVar
 
-from threadkit import _waits
+from threadkit import _cancel, _waits
 from threadkit._cancel import (
     _W_CANCELLED,
     CancelToken,
-    _bind_token,
     _cancellable,
     _check_timeout,
     _Gate,
@@ -847,9 +846,13 @@ def _run(core: Core[Any]) -> None:
     """The owner thread's target: everything it runs sees the core's token."""
     core.owner_ident = threading.get_ident()
     _waits.register_owner(f"{core.kind} {core.name!r}")
+    # current_token() is the core's token for the thread's whole life.  Set
+    # directly rather than with _bind_token(): a new thread has no token to
+    # restore, its thread-local binding ends with it, and the context
+    # manager's generator was measurable in an idle shutdown(wait=True).
+    _cancel._local.token = core.token
     try:
-        with _bind_token(core.token):
-            _own(core)
+        _own(core)
     finally:
         _waits.forget_owner()
         # Thread idents are recycled: once this thread is gone, a new thread

@@ -283,4 +283,5 @@ def test_read_the_docs_installs_the_docs_group_and_builds_docs_conf_py() -> None
     )
     assert re.search(r"^sphinx:\n  configuration: docs/conf\.py$", rtd, re.MULTILINE)
     urls = pyproject["project"]["urls"]
-    assert set(urls) == {"Documentation", "Source", "Changelog"}
+    # No Source: the repository has no public address yet, and none is made up.
+    assert set(urls) == {"Documentation", "Changelog"}

@@ -58,7 +58,11 @@ def tests_dev(session: nox.Session) -> None:
     ``tests``: they mostly sleep, and would double this session's time.
     """
     session.install(".", *group("tests"))
-    args = session.posargs or ["--ignore=tests/test_executor_cpython.py"]
+    run_dev(session, session.posargs or ["--ignore=tests/test_executor_cpython.py"], {})
+
+
+def run_dev(session: nox.Session, args: list[str], env: dict[str, str]) -> None:
+    """pytest under ``-X dev -W error`` with the switch interval at 1 us (see tests_dev)."""
     session.run(
         "python",
         "-X",
@@ -68,7 +72,7 @@ def tests_dev(session: nox.Session) -> None:
         "-m",
         "pytest",
         *args,
-        env={"THREADKIT_SWITCH_INTERVAL": "1e-6"},
+        env={"THREADKIT_SWITCH_INTERVAL": "1e-6", **env},
     )
 
 
@@ -89,17 +93,7 @@ def ray(session: nox.Session) -> None:
     session.install(".[ray]", *group("tests"))
     args = session.posargs or ["tests/test_ray.py", "tests/test_contract.py"]
     session.run("python", "-m", "pytest", *args, env={"THREADKIT_REQUIRE_RAY": "1"})
-    session.run(
-        "python",
-        "-X",
-        "dev",
-        "-W",
-        "error",
-        "-m",
-        "pytest",
-        *args,
-        env={"THREADKIT_REQUIRE_RAY": "1", "THREADKIT_SWITCH_INTERVAL": "1e-6"},
-    )
+    run_dev(session, args, {"THREADKIT_REQUIRE_RAY": "1"})
 
 
 @nox.session(python=PYTHONS[0])

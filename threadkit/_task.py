@@ -622,7 +622,6 @@ def _run(
         return
     task._started = True
     token = task._token
-    group = task._group
     _waits.register_owner(_TaskLabel(task))
     try:
         with _bind_token(token):
@@ -630,6 +629,23 @@ def _run(
     finally:
         _waits.forget_owner()
     del fn, args, kwargs
+    _end(task, kind, value)
+    # The failure's traceback holds _call's frame, and through its f_back this
+    # one: a frame that kept the task (which holds the failure) would make a
+    # cycle that only the garbage collector could free, and with it the
+    # task's arguments.
+    del task, value
+
+
+def _end(task: Task[Any], kind: int, value: Any) -> None:
+    """Count a task out: its group hears of a failure, its future settles, the registries forget it.
+
+    Called once per task, by whoever ends it: its thread (:func:`_run`), or
+    the thread that withdraws it from a bounded group's queue
+    (:func:`_withdraw`).  The order is the rule "commit the state, then run
+    user code" (see :func:`_run`).
+    """
+    group = task._group
     routed: list[tuple[object, BaseException]] = []
     try:
         if kind == _FAILED and group is not None:
@@ -708,24 +724,7 @@ def _withdraw(task: Task[Any]) -> None:
         task._launch_claim.pop()
     except IndexError:
         return
-    group = task._group
-    routed: list[tuple[object, BaseException]] = []
-    try:
-        task._routed = routed
-        _settle(task, _CANCELLED, None)
-    finally:
-        task._routed = None
-        _live_tasks.pop(task._key, None)
-        if group is not None:
-            group._task_ended()
-    for callback, error in routed:
-        logger.error(
-            "done callback %r of threadkit task %r raised %s",
-            callback,
-            task._name,
-            type(error).__name__,
-            exc_info=error,
-        )
+    _end(task, _CANCELLED, None)
 
 
 def _start(

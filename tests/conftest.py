@@ -97,6 +97,10 @@ def interrupt_until_it_reacts(proc: subprocess.Popen[str], every: float = 2.0) -
     that wait ends, which in these children is never (a user would press
     Ctrl-C again).  So the signal is repeated, at an interval far longer
     than the child's reaction takes, until the child shows it reacted.
+
+    A child that has not exited by the deadline is sent SIGABRT, and the
+    test fails with what it printed: run with ``-X faulthandler``, it prints
+    the stack of every thread, which says where it hung.
     """
     deadline = monotonic() + WAIT
     proc.send_signal(signal.SIGINT)
@@ -105,6 +109,11 @@ def interrupt_until_it_reacts(proc: subprocess.Popen[str], every: float = 2.0) -
             return proc.communicate(timeout=every)
         except subprocess.TimeoutExpired as exc:
             if monotonic() > deadline:
-                raise
+                proc.send_signal(signal.SIGABRT)
+                out, err = proc.communicate(timeout=WAIT)
+                raise AssertionError(
+                    f"the child did not exit within {WAIT} s of the first SIGINT;"
+                    f" stdout: {out!r}; stderr:\n{err}"
+                ) from None
             if not exc.output:
                 proc.send_signal(signal.SIGINT)

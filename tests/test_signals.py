@@ -72,19 +72,22 @@ _CHILD = textwrap.dedent(
 
 
 def _interrupt(mode: str, catch: str) -> tuple[int, str, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, mode, catch],
+    # -X faulthandler: a child that hangs shows where (interrupt_until_it_reacts).
+    # The with block closes the pipes even when the test fails, so that no
+    # ResourceWarning lands in a later test.
+    with subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-c", _CHILD, mode, catch],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n"
-        out, err = interrupt_until_it_reacts(proc)
-    finally:
-        proc.kill()
-        proc.wait(WAIT)
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            out, err = interrupt_until_it_reacts(proc)
+        finally:
+            proc.kill()
+            proc.wait(WAIT)
     return proc.returncode, out, err
 
 

@@ -788,19 +788,20 @@ sys.exit(1)
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_while_a_group_waits_cancels_its_tasks_waits_and_reraises() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SIGINT_CHILD],
+    # -X faulthandler and the with block: as in tests/test_signals.py.
+    with subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-c", _SIGINT_CHILD],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n"
-        out, err = interrupt_until_it_reacts(proc)
-    finally:
-        proc.kill()
-        proc.wait(WAIT)
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            out, err = interrupt_until_it_reacts(proc)
+        finally:
+            proc.kill()
+            proc.wait(WAIT)
     assert out == "interrupted [True, True] [False, False]\n", err
     assert proc.returncode == 0
 

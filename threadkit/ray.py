@@ -459,11 +459,17 @@ class RayWorker(Generic[R]):
                 ``BaseException`` raised by a done-callback of a future this
                 call cancelled, after every such future is cancelled.
         """
+        waits = wait and threading.current_thread() is not self._delivery
         with self._lock:
             if self._state == "created":
                 self._state = "stopped"
                 self._stopped.set()
                 return
+            if waits:
+                # Counted before the stop is sent: its outcome may arrive at
+                # once (a dead actor answers at once), and an error that finds
+                # nobody waiting goes to the error hook instead of this caller.
+                self._waiting += 1
             if self._state == "starting":
                 # No actor to send the stop to yet: start() sends it when it has one.
                 self._state = "stopping"
@@ -472,11 +478,15 @@ class RayWorker(Generic[R]):
                 self._issue(-1, self._actor.stop, None, "stop")
             seqs = [s for s in self._pending if s > 0] if cancel_futures else []
         if seqs:
-            self._cancel(seqs)
-        if not wait or threading.current_thread() is self._delivery:
+            try:
+                self._cancel(seqs)
+            except BaseException:  # re-raised; this caller no longer waits
+                if waits:
+                    with self._lock:
+                        self._waiting -= 1
+                raise
+        if not waits:
             return
-        with self._lock:
-            self._waiting += 1
         try:
             self._stopped.wait()
         finally:

@@ -88,6 +88,29 @@ def no_automatic_gc() -> Iterator[None]:
         gc.enable()
 
 
+def interrupt_child(code: str, *args: str) -> tuple[int, str, str]:
+    """Run ``python -c code *args``, wait for its ``ready`` line, Ctrl-C it; return (rc, out, err).
+
+    The child runs with ``-X faulthandler``, so that one that hangs shows where
+    (:func:`interrupt_until_it_reacts`); the ``with`` block closes its pipes
+    even when the test fails, so that no ResourceWarning lands in a later test.
+    """
+    with subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            out, err = interrupt_until_it_reacts(proc)
+        finally:
+            proc.kill()
+            proc.wait(WAIT)
+    return proc.returncode, out, err
+
+
 def interrupt_until_it_reacts(proc: subprocess.Popen[str], every: float = 2.0) -> tuple[str, str]:
     """Send SIGINT to *proc*, again while it has printed nothing; return its output.
 

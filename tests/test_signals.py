@@ -12,13 +12,12 @@ the worker's token is cancelled), and stderr must hold nothing but the
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from .conftest import WAIT, interrupt_until_it_reacts
+from .conftest import interrupt_child
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -72,23 +71,7 @@ _CHILD = textwrap.dedent(
 
 
 def _interrupt(mode: str, catch: str) -> tuple[int, str, str]:
-    # -X faulthandler: a child that hangs shows where (interrupt_until_it_reacts).
-    # The with block closes the pipes even when the test fails, so that no
-    # ResourceWarning lands in a later test.
-    with subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-c", _CHILD, mode, catch],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == "ready\n"
-            out, err = interrupt_until_it_reacts(proc)
-        finally:
-            proc.kill()
-            proc.wait(WAIT)
-    return proc.returncode, out, err
+    return interrupt_child(_CHILD, mode, catch)
 
 
 MODES = ["call", "result", "group", "shutdown"]

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import threadkit
 
-from .conftest import WAIT, interrupt_until_it_reacts
+from .conftest import WAIT, interrupt_child
 
 
 def boom(message: str = "boom") -> None:
@@ -788,22 +788,9 @@ sys.exit(1)
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_while_a_group_waits_cancels_its_tasks_waits_and_reraises() -> None:
-    # -X faulthandler and the with block: as in tests/test_signals.py.
-    with subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-c", _SIGINT_CHILD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == "ready\n"
-            out, err = interrupt_until_it_reacts(proc)
-        finally:
-            proc.kill()
-            proc.wait(WAIT)
+    returncode, out, err = interrupt_child(_SIGINT_CHILD)
     assert out == "interrupted [True, True] [False, False]\n", err
-    assert proc.returncode == 0
+    assert returncode == 0
 
 
 # -- the tutorial's AsyncZip -------------------------------------------------------

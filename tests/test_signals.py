@@ -1,7 +1,8 @@
 """Ctrl-C (SIGINT) while the main thread waits on threadkit: the program stops cleanly.
 
 Each test runs a child interpreter that blocks in one of threadkit's waits
-(``call()``, ``result()``, a task group's exit, ``shutdown(wait=True)``),
+(``call()``, ``result()``, a task group's exit, ``shutdown(wait=True)``,
+``Task.join()``),
 prints ``ready`` just before it blocks, and is sent SIGINT.  The
 ``KeyboardInterrupt`` must reach the main thread, the process must exit
 promptly (the live worker is drained at exit, its running request ends when
@@ -52,14 +53,41 @@ _CHILD = textwrap.dedent(
                 group.spawn(task)
         elif mode == "shutdown":
             w = threadkit.ResourceWorker(object, name="w").start()
-            running, gate = threading.Event(), threading.Event()
-            try:
-                # A request that ignores the token: shutdown really waits for it.
-                w.submit(lambda _r: (running.set(), gate.wait(60)))
-                running.wait()
+            gate = threading.Event()
+
+            def ignores_the_token(_resource):
+                # The worker's token is cancelled when shutdown begins: main
+                # is then about to wait (it holds the GIL until it blocks).
+                threadkit.current_token().wait(60)
                 ready()
+                gate.wait(60)  # ignores the token: shutdown really waits for it
+
+            try:
+                w.submit(ignores_the_token)
                 w.shutdown(wait=True)
             finally:
+                # Interrupted, shutdown(wait=True) must leave the owner thread
+                # known to be alive, so that the interpreter's exit waits for
+                # it (Thread.join() on 3.11/3.12 did not: CPython gh-90882).
+                if not w.thread.is_alive():
+                    print("owner thread taken for stopped", flush=True)
+                gate.set()
+        elif mode == "join":
+            joining, gate = threading.Event(), threading.Event()
+
+            def waits_for_the_gate():
+                joining.wait(60)
+                # Runs on only once main has dropped the GIL: blocked in join().
+                ready()
+                gate.wait(60)
+
+            try:
+                task = threadkit.spawn(waits_for_the_gate)
+                joining.set()
+                task.join()
+            finally:
+                if not task.thread.is_alive():  # as for "shutdown"
+                    print("task thread taken for stopped", flush=True)
                 gate.set()
         print("not interrupted", flush=True)
     except KeyboardInterrupt:
@@ -74,7 +102,7 @@ def _interrupt(mode: str, catch: str) -> tuple[int, str, str]:
     return interrupt_child(_CHILD, mode, catch)
 
 
-MODES = ["call", "result", "group", "shutdown"]
+MODES = ["call", "result", "group", "shutdown", "join"]
 
 
 @pytest.mark.parametrize("mode", MODES)

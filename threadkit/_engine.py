@@ -191,6 +191,8 @@ _STOP = None
 # running core is alive anyway (its thread holds it), and dict.copy() is one
 # atomic call, so a snapshot never meets "changed size during iteration".
 _live: dict[int, Core[Any]] = {}
+# See Core.join_owner().
+_JOIN_LOSES_THREADS = sys.version_info < (3, 13)
 _interpreter_exiting = False
 
 
@@ -335,6 +337,9 @@ class Core(Generic[R]):
         self.launched = threading.Event()
         # Set once the factory has returned or raised.
         self.started = threading.Event()
+        # Set as the owner thread's last act (or when it failed to start):
+        # see join_owner().
+        self.exited = threading.Event()
         self.start_error: BaseException | None = None
         # Requests found in the queue after the owner stopped, keyed by id,
         # until the producer that put each one comes to reclaim it.
@@ -491,6 +496,22 @@ class Core(Generic[R]):
             raise
         finally:
             self.launched.set()
+
+    def join_owner(self) -> None:
+        """Wait until the owner thread has exited (never called in it)."""
+        thread = self.thread
+        assert thread is not None
+        if _JOIN_LOSES_THREADS:
+            # On Python 3.11 and 3.12, a signal handler's exception (Ctrl-C)
+            # that interrupts Thread.join() makes it release the thread's lock
+            # while the thread lives on (CPython gh-90882): the thread then
+            # counts as stopped, and the interpreter's exit no longer waits
+            # for it.  An interrupted Event.wait() changes nothing; the join
+            # after it waits only for the bytecodes after `exited` is set.
+            # Not on 3.13+, whose join is immune and where the event's extra
+            # wake-up was a sixth of an idle shutdown(wait=True) (nox -s bench).
+            self.exited.wait()
+        thread.join()
 
     def request_stop(self, *, cancel_futures: bool, waits: bool) -> bool:
         """Apply SHUTDOWN; return whether the caller, if it *waits*, is owed close's error.
@@ -860,6 +881,7 @@ def _run(core: Core[Any]) -> None:
         # raise DeadlockError instead of WorkerClosed).
         core.owner_ident = None
         _live.pop(id(core), None)
+        core.exited.set()
         # The frames of this thread outlive it when an exception's traceback
         # holds one (a failed factory's, kept as start_error): they must not
         # hold the core, or core -> start_error -> traceback -> frame -> core.
@@ -1109,9 +1131,8 @@ class Face:
         if not core.launched.is_set():
             core.launched.wait()
         if thread.ident is not None:
-            # No timeout: the wait is bounded by the request running now.  The
-            # thread exits after close has run: joining it is one wake-up.
-            thread.join()
+            # No timeout: the wait is bounded by the request running now.
+            core.join_owner()
         if owed and core.close_error is not None:
             raise core.close_error
 
@@ -1344,7 +1365,7 @@ def _at_interpreter_exit() -> None:
     for core in cores:
         thread = core.thread
         if thread is not None and thread is not me and thread.ident is not None:
-            thread.join()
+            core.join_owner()
 
 
 threading._register_atexit(_at_interpreter_exit)  # type: ignore[attr-defined]  # run before threads are joined, as concurrent.futures.thread does

@@ -387,12 +387,20 @@ class Task(Future[T]):
         if waits:
             _waits.wait_begins(thread.ident, f"join() of task {self._name!r}")
         try:
-            token = _cancellable()
-            if token is not None and not self.done():
-                # Cancellable until the task is done; then only its thread's
-                # exit (after its done-callbacks) is left to wait for.
+            if not self.done():
+                # Until the task is done, wait on its Condition (cancellable),
+                # not in Thread.join(): on 3.11/3.12 a Ctrl-C interrupting
+                # join() leaves a live thread taken for stopped (see
+                # _engine.Core.join_owner()).  Then only the thread's exit
+                # (after its done-callbacks) is left to wait for.
                 deadline = None if timeout is None else monotonic() + timeout
-                _wait_done(self, timeout, token)
+                token = _cancellable()
+                if token is None:
+                    with self._condition:
+                        if not self.done():
+                            self._condition.wait(timeout)
+                else:
+                    _wait_done(self, timeout, token)
                 if deadline is not None:
                     timeout = max(0.0, deadline - monotonic())
             thread.join(timeout)

@@ -315,8 +315,7 @@ class ResourceWorker(Face, Generic[R]):
         core.start(core.name, self)
         core.started.wait()
         if core.start_error is not None:
-            assert core.thread is not None
-            core.thread.join()
+            core.join_owner()
             if core.open is self._factory and _passed_the_resource(core.open, core.start_error):
                 raise TypeError(
                     f"the factory of worker {core.name!r} is a {type(core.open).__name__!r} "

@@ -152,6 +152,18 @@ def test_the_block_waits_for_tasks_spawned_by_tasks_while_it_exits() -> None:
     assert ran == list(range(21))
 
 
+def test_below_the_limit_a_task_waiting_for_a_later_sibling_gets_it_a_thread() -> None:
+    # A thread is counted free only once it has finished a task: counted at
+    # its start, the busy first thread would take the sibling's turn, and
+    # the two would wait for each other although the limit allows both.
+    for _ in range(50):
+        later_ran = threading.Event()
+        with threadkit.TaskGroup(limit=2) as group:
+            first = group.spawn(later_ran.wait, WAIT)
+            group.spawn(later_ran.set)
+        assert first.result() is True
+
+
 def test_join_of_a_task_in_a_bounded_group_waits_for_the_task_not_its_thread() -> None:
     release = threading.Event()
     with threadkit.TaskGroup(limit=1) as group:

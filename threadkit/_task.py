@@ -44,6 +44,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from time import monotonic
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -54,6 +55,7 @@ from threadkit._cancel import (
     _bind_token,
     _cancellable,
     _check_timeout,
+    _local,
     _wait_condition,
     _wait_done,
     current_token,
@@ -623,10 +625,14 @@ def _run(
     task._started = True
     token = task._token
     _waits.register_owner(_TaskLabel(task))
+    # What _bind_token does, inline: its generator cost a tenth of a no-op
+    # task (benchmarks/bench_tasks.py).
+    previous = getattr(_local, "token", None)
+    _local.token = token
     try:
-        with _bind_token(token):
-            kind, value = _call(token, fn, args, kwargs)
+        kind, value = _call(token, fn, args, kwargs)
     finally:
+        _local.token = previous
         _waits.forget_owner()
     del fn, args, kwargs
     _end(task, kind, value)
@@ -953,11 +959,18 @@ class TaskGroup:
             if limit < 1:
                 raise ValueError(f"limit must be >= 1, got {limit}")
         self._limit = limit
-        # A bounded group's tasks not yet taken by one of its threads, and
-        # how many of those threads are alive; both change under _lock.
-        self._queue: collections.deque[_Queued] = collections.deque()
+        # A bounded group's tasks not yet taken by one of its threads (FIFO;
+        # None tells a thread to exit), put under _lock so that
+        # _withdraw_queued never misses one.  _workers: the threads started
+        # (changed under _lock).  _idle holds one mark per thread that has
+        # finished a task and is free for another, as ThreadPoolExecutor's
+        # idle semaphore does: a spawn that pops a mark starts no thread.
+        # Marks are appended without the lock (deque.append is atomic); a
+        # thread's first task is paid for by the spawn that started it, so
+        # below the limit there are never more marks than idle threads.
+        self._queue: SimpleQueue[_Queued | None] = SimpleQueue()
         self._workers = 0
-        self._idle = 0
+        self._idle: collections.deque[bool] = collections.deque()
         self._name = name
         self._timeout = timeout
         self._parent = current_token()
@@ -966,9 +979,6 @@ class TaskGroup:
         # _timed_out change.  Invariant: _state is _CLOSED exactly when the
         # block was left and _running dropped to 0; _all_done is set then.
         self._lock = threading.Lock()
-        # Notified (under _lock) when a task is queued, and when the group
-        # closes: an idle thread of a bounded group waits on it for either.
-        self._more = threading.Condition(self._lock)
         self._state = _NEW
         self._running = 0
         self._failures: list[BaseException] = []
@@ -1047,12 +1057,11 @@ class TaskGroup:
             if state in (_OPEN, _EXITING):
                 self._running += 1
                 _live_tasks[task._key] = task
-                self._queue.append(item)
+                self._queue.put(item)
                 assert self._limit is not None
                 start = False
                 if self._idle:
-                    self._idle -= 1  # counted out here, so the next spawn wakes another
-                    self._more.notify()
+                    self._idle.pop()  # that thread takes this task, or an earlier one
                 elif self._workers < self._limit:
                     start = True
                     self._workers += 1
@@ -1088,33 +1097,37 @@ class TaskGroup:
             raise interrupt from None
 
     def _work(self) -> None:
-        """The body of a bounded group's thread: run queued tasks until none is left."""
+        """The body of a bounded group's thread: run queued tasks until the group closes."""
         me = threading.current_thread()
+        get = self._queue.get
+        idle = self._idle
         while True:
-            with self._lock:
-                while not self._queue:
-                    # Only a closed group gets no more tasks (its tasks may
-                    # spawn while the block exits).
-                    if self._state == _CLOSED:
-                        self._workers -= 1
-                        return
-                    self._idle += 1
-                    self._more.wait()
-                    # Counted out by whoever notified: a spawn or the close.
-                    if self._state == _CLOSED:
-                        self._idle = max(0, self._idle - 1)
-                task, fn, args, kwargs = self._queue.popleft()
+            item = get()
+            if item is None:
+                return  # the group closed: see _close
+            task, fn, args, kwargs = item
+            del item
             task._thread = me
             me.name = task._name
             _run(task, fn, args, kwargs)
             del task, fn, args, kwargs
+            idle.append(True)
 
     def _withdraw_queued(self) -> None:
         """End every queued task as cancelled (the group's token is cancelled)."""
+        # Every task taken here is still counted in _running, so the group
+        # cannot close (and put its None marks) while this drains.
+        queued: list[Task[Any]] = []
+        get = self._queue.get_nowait
         with self._lock:
-            queued = list(self._queue)
-            self._queue.clear()
-        for task, *_ in queued:
+            while True:
+                try:
+                    item = get()
+                except Empty:
+                    break
+                if item is not None:
+                    queued.append(item[0])
+        for task in queued:
             _withdraw(task)
 
     def _task_failed(self, failure: BaseException) -> BaseException | None:
@@ -1143,9 +1156,14 @@ class TaskGroup:
                     self._threads.remove(withdrawn)
             self._running -= 1
             if self._running == 0 and self._state == _EXITING:
-                self._state = _CLOSED
-                self._all_done.set()
-                self._more.notify_all()  # the idle threads of a bounded group exit
+                self._close()
+
+    def _close(self) -> None:
+        """Close the group (under _lock): its block may end, its threads (if bounded) exit."""
+        self._state = _CLOSED
+        self._all_done.set()
+        for _ in range(self._workers):
+            self._queue.put(None)
 
     def _expire(self) -> None:
         """The timer thread's function."""
@@ -1216,9 +1234,7 @@ class TaskGroup:
                     with self._lock:
                         self._state = _EXITING
                         if self._running == 0:
-                            self._state = _CLOSED
-                            self._all_done.set()
-                            self._more.notify_all()
+                            self._close()
                 self._all_done.wait()
             except BaseException as caught:  # routed: cancel, wait again, re-raise
                 if interrupt is not None:

@@ -439,6 +439,8 @@ class Task(Future[T]):
         # BaseException is kept for _run to route after the bookkeeping.
         callbacks: list[Callable[[Future[T]], object]]
         callbacks = self._done_callbacks  # type: ignore[attr-defined]  # the stdlib's own list
+        if not callbacks:
+            return  # most tasks have none: no list made, no call
         interrupts = run_done_callbacks(self, callbacks, _log_callback_error)
         if not interrupts:
             return

@@ -272,3 +272,21 @@ class BoundedGroup(RuleBasedStateMachine):
 
 TestBoundedGroup = BoundedGroup.TestCase
 TestBoundedGroup.settings = settings(max_examples=30, stateful_step_count=15)
+
+
+def test_each_task_of_a_bounded_group_is_named_in_the_waits_for_report_on_a_shared_thread() -> None:
+    # The group's one thread runs both tasks: the report made while each
+    # waits must name that task, not the one before it.
+    def first(_r: object) -> str:
+        return threadkit.dump()
+
+    def second(_r: object) -> str:
+        return threadkit.dump()
+
+    with threadkit.ResourceWorker(object, name="db") as w, threadkit.TaskGroup(limit=1) as group:
+        tasks = [group.spawn(w.call, fn) for fn in (first, second)]
+        reports = [task.result(WAIT) for task in tasks]
+    assert tasks[0].thread is tasks[1].thread
+    for report, task in zip(reports, tasks, strict=True):
+        waits = [line for line in report.splitlines() if "waits for worker 'db'" in line]
+        assert waits == [f"  task {task.name!r} waits for worker 'db'"], report

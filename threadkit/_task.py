@@ -607,9 +607,13 @@ def _group_snapshot(group: TaskGroup) -> GroupSnapshot:
 
 
 def _run(
-    task: Task[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    task: Task[Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    label: _TaskLabel | None = None,
 ) -> None:
-    """The body of a task's thread.
+    """The body of a task's thread; *label*: the thread's own, if it runs one task after another.
 
     The order is the rule "commit the state, then run user code": the group
     hears of a failure (and cancels the siblings) before the task settles and
@@ -626,7 +630,10 @@ def _run(
         return
     task._started = True
     token = task._token
-    _waits.register_owner(_TaskLabel(task))
+    if label is None:
+        _waits.register_owner(_TaskLabel(task, None))
+    else:
+        label._task = task
     # What _bind_token does, inline: its generator cost a tenth of a no-op
     # task (benchmarks/bench_tasks.py).
     previous = getattr(_local, "token", None)
@@ -635,7 +642,10 @@ def _run(
         kind, value = _call(token, fn, args, kwargs)
     finally:
         _local.token = previous
-        _waits.forget_owner()
+        if label is None:
+            _waits.forget_owner()
+        else:
+            label._task = None
     del fn, args, kwargs
     _end(task, kind, value)
     # The failure's traceback holds _call's frame, and through its f_back this
@@ -693,15 +703,24 @@ def _end(task: Task[Any], kind: int, value: Any) -> None:
 
 
 class _TaskLabel:
-    """A task's name in cycle reports, read when a report is made (the task may be renamed)."""
+    """A task's name in cycle reports, read when a report is made (the task may be renamed).
 
-    __slots__ = ("_task",)
+    A bounded group's thread registers one label for its whole life (one
+    registration per task cost a tenth of a no-op task) and points it at
+    each task it runs; between tasks it names the thread.
+    """
 
-    def __init__(self, task: Task[Any]) -> None:
+    __slots__ = ("_task", "_thread")
+
+    def __init__(self, task: Task[Any] | None, thread: threading.Thread | None) -> None:
         self._task = task
+        self._thread = thread
 
     def __str__(self) -> str:
-        return f"task {self._task._name!r}"
+        task = self._task  # one read: the thread may be between tasks
+        if task is not None:
+            return f"task {task._name!r}"
+        return f"thread {self._thread.name if self._thread else '?'!r}"
 
 
 def _settle(task: Task[Any], kind: int, value: Any) -> None:
@@ -1103,17 +1122,22 @@ class TaskGroup:
         me = threading.current_thread()
         get = self._queue.get
         idle = self._idle
-        while True:
-            item = get()
-            if item is None:
-                return  # the group closed: see _close
-            task, fn, args, kwargs = item
-            del item
-            task._thread = me
-            me.name = task._name
-            _run(task, fn, args, kwargs)
-            del task, fn, args, kwargs
-            idle.append(True)
+        label = _TaskLabel(None, me)
+        _waits.register_owner(label)
+        try:
+            while True:
+                item = get()
+                if item is None:
+                    return  # the group closed: see _close
+                task, fn, args, kwargs = item
+                del item
+                task._thread = me
+                me.name = task._name
+                _run(task, fn, args, kwargs, label)
+                del task, fn, args, kwargs
+                idle.append(True)
+        finally:
+            _waits.forget_owner()
 
     def _withdraw_queued(self) -> None:
         """End every queued task as cancelled (the group's token is cancelled)."""

@@ -290,3 +290,14 @@ def test_each_task_of_a_bounded_group_is_named_in_the_waits_for_report_on_a_shar
     for report, task in zip(reports, tasks, strict=True):
         waits = [line for line in report.splitlines() if "waits for worker 'db'" in line]
         assert waits == [f"  task {task.name!r} waits for worker 'db'"], report
+
+
+def test_a_queued_task_can_be_renamed_and_its_thread_takes_the_new_name() -> None:
+    release = threading.Event()
+    with threadkit.TaskGroup(limit=1) as group:
+        group.spawn(release.wait, WAIT)
+        queued = group.spawn(lambda: threading.current_thread().name)
+        queued.name = "renamed"
+        assert queued.name == "renamed"
+        release.set()
+    assert queued.result() == "renamed"

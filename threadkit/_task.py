@@ -217,7 +217,12 @@ class Task(Future[T]):
             raise TypeError(f"name must be a str, got {type(name).__name__!r}")
         # Both are plain attribute stores (atomic); a reader sees the old or the new name.
         self._name = name
-        self.thread.name = name
+        # A queued task of a bounded group has no thread yet: the thread that
+        # takes it sets _thread, then names itself from _name, so a rename
+        # that reads _thread as None after storing _name is not lost.
+        thread = self._thread
+        if thread is not None:
+            thread.name = name
 
     @property
     def thread(self) -> threading.Thread:

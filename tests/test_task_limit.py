@@ -301,3 +301,31 @@ def test_a_queued_task_can_be_renamed_and_its_thread_takes_the_new_name() -> Non
         assert queued.name == "renamed"
         release.set()
     assert queued.result() == "renamed"
+
+
+def test_a_group_whose_thread_cannot_start_ends_the_queued_task_and_its_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spawned: list[BaseException] = []
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if not self.name.startswith("stranded "):
+            start(self)  # another thread of the test process
+            return
+        raise RuntimeError("can't start new thread")
+
+    def block() -> None:
+        with threadkit.TaskGroup(limit=2, name="stranded") as group, monkeypatch.context() as m:
+            m.setattr(threading.Thread, "start", refuse)
+            try:
+                group.spawn(print)
+            except RuntimeError as exc:
+                spawned.append(exc)
+
+    thread = threading.Thread(target=block)
+    thread.start()
+    thread.join(WAIT)
+    # The task that no thread would ever take was withdrawn: the block ended.
+    assert not thread.is_alive()
+    assert [str(e) for e in spawned] == ["can't start new thread"]

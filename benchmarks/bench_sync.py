@@ -16,7 +16,11 @@ acquisition never looks at it.  Targets (issue 5): checks off <= 1.5x,
 checks on <= 10x.  Since issue 15 (cancellable waits) an unchecked lock's
 ``acquire`` is one Python frame around the C call, so the
 ``acquire/release`` spelling of an unchecked Lock pays that frame; the
-``with`` spelling does not show it.
+``with`` spelling does not show it.  No Python frame meets the 1.5x target
+for that spelling: on one machine, 3.11 to 3.13, the cheapest conceivable
+one (no parameters, one C call) measured 1.8x-2.2x, and the C lock's own
+bound method in the slot 1.2x-1.5x; but a thread blocked in that C call
+cannot be woken by a cancel, so the frame stays.
 """
 
 from __future__ import annotations

@@ -152,6 +152,18 @@ def test_the_block_waits_for_tasks_spawned_by_tasks_while_it_exits() -> None:
     assert ran == list(range(21))
 
 
+def test_below_the_limit_a_task_waiting_for_a_later_sibling_gets_it_a_thread() -> None:
+    # A thread is counted free only once it has finished a task: counted at
+    # its start, the busy first thread would take the sibling's turn, and
+    # the two would wait for each other although the limit allows both.
+    for _ in range(50):
+        later_ran = threading.Event()
+        with threadkit.TaskGroup(limit=2) as group:
+            first = group.spawn(later_ran.wait, WAIT)
+            group.spawn(later_ran.set)
+        assert first.result() is True
+
+
 def test_join_of_a_task_in_a_bounded_group_waits_for_the_task_not_its_thread() -> None:
     release = threading.Event()
     with threadkit.TaskGroup(limit=1) as group:
@@ -260,3 +272,60 @@ class BoundedGroup(RuleBasedStateMachine):
 
 TestBoundedGroup = BoundedGroup.TestCase
 TestBoundedGroup.settings = settings(max_examples=30, stateful_step_count=15)
+
+
+def test_each_task_of_a_bounded_group_is_named_in_the_waits_for_report_on_a_shared_thread() -> None:
+    # The group's one thread runs both tasks: the report made while each
+    # waits must name that task, not the one before it.
+    def first(_r: object) -> str:
+        return threadkit.dump()
+
+    def second(_r: object) -> str:
+        return threadkit.dump()
+
+    with threadkit.ResourceWorker(object, name="db") as w, threadkit.TaskGroup(limit=1) as group:
+        tasks = [group.spawn(w.call, fn) for fn in (first, second)]
+        reports = [task.result(WAIT) for task in tasks]
+    assert tasks[0].thread is tasks[1].thread
+    for report, task in zip(reports, tasks, strict=True):
+        waits = [line for line in report.splitlines() if "waits for worker 'db'" in line]
+        assert waits == [f"  task {task.name!r} waits for worker 'db'"], report
+
+
+def test_a_queued_task_can_be_renamed_and_its_thread_takes_the_new_name() -> None:
+    release = threading.Event()
+    with threadkit.TaskGroup(limit=1) as group:
+        group.spawn(release.wait, WAIT)
+        queued = group.spawn(lambda: threading.current_thread().name)
+        queued.name = "renamed"
+        assert queued.name == "renamed"
+        release.set()
+    assert queued.result() == "renamed"
+
+
+def test_a_group_whose_thread_cannot_start_ends_the_queued_task_and_its_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spawned: list[BaseException] = []
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if not self.name.startswith("stranded "):
+            start(self)  # another thread of the test process
+            return
+        raise RuntimeError("can't start new thread")
+
+    def block() -> None:
+        with threadkit.TaskGroup(limit=2, name="stranded") as group, monkeypatch.context() as m:
+            m.setattr(threading.Thread, "start", refuse)
+            try:
+                group.spawn(print)
+            except RuntimeError as exc:
+                spawned.append(exc)
+
+    thread = threading.Thread(target=block)
+    thread.start()
+    thread.join(WAIT)
+    # The task that no thread would ever take was withdrawn: the block ended.
+    assert not thread.is_alive()
+    assert [str(e) for e in spawned] == ["can't start new thread"]

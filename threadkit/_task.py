@@ -44,6 +44,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from time import monotonic
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -54,6 +55,7 @@ from threadkit._cancel import (
     _bind_token,
     _cancellable,
     _check_timeout,
+    _local,
     _wait_condition,
     _wait_done,
     current_token,
@@ -215,7 +217,12 @@ class Task(Future[T]):
             raise TypeError(f"name must be a str, got {type(name).__name__!r}")
         # Both are plain attribute stores (atomic); a reader sees the old or the new name.
         self._name = name
-        self.thread.name = name
+        # A queued task of a bounded group has no thread yet: the thread that
+        # takes it sets _thread, then names itself from _name, so a rename
+        # that reads _thread as None after storing _name is not lost.
+        thread = self._thread
+        if thread is not None:
+            thread.name = name
 
     @property
     def thread(self) -> threading.Thread:
@@ -445,6 +452,8 @@ class Task(Future[T]):
         # BaseException is kept for _run to route after the bookkeeping.
         callbacks: list[Callable[[Future[T]], object]]
         callbacks = self._done_callbacks  # type: ignore[attr-defined]  # the stdlib's own list
+        if not callbacks:
+            return  # most tasks have none: no list made, no call
         interrupts = run_done_callbacks(self, callbacks, _log_callback_error)
         if not interrupts:
             return
@@ -611,9 +620,13 @@ def _group_snapshot(group: TaskGroup) -> GroupSnapshot:
 
 
 def _run(
-    task: Task[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    task: Task[Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    label: _TaskLabel | None = None,
 ) -> None:
-    """The body of a task's thread.
+    """The body of a task's thread; *label*: the thread's own, if it runs one task after another.
 
     The order is the rule "commit the state, then run user code": the group
     hears of a failure (and cancels the siblings) before the task settles and
@@ -630,12 +643,22 @@ def _run(
         return
     task._started = True
     token = task._token
-    _waits.register_owner(_TaskLabel(task))
+    if label is None:
+        _waits.register_owner(_TaskLabel(task, None))
+    else:
+        label._task = task
+    # What _bind_token does, inline: its generator cost a tenth of a no-op
+    # task (benchmarks/bench_tasks.py).
+    previous = getattr(_local, "token", None)
+    _local.token = token
     try:
-        with _bind_token(token):
-            kind, value = _call(token, fn, args, kwargs)
+        kind, value = _call(token, fn, args, kwargs)
     finally:
-        _waits.forget_owner()
+        _local.token = previous
+        if label is None:
+            _waits.forget_owner()
+        else:
+            label._task = None
     del fn, args, kwargs
     _end(task, kind, value)
     # The failure's traceback holds _call's frame, and through its f_back this
@@ -693,15 +716,24 @@ def _end(task: Task[Any], kind: int, value: Any) -> None:
 
 
 class _TaskLabel:
-    """A task's name in cycle reports, read when a report is made (the task may be renamed)."""
+    """A task's name in cycle reports, read when a report is made (the task may be renamed).
 
-    __slots__ = ("_task",)
+    A bounded group's thread registers one label for its whole life (one
+    registration per task cost a tenth of a no-op task) and points it at
+    each task it runs; between tasks it names the thread.
+    """
 
-    def __init__(self, task: Task[Any]) -> None:
+    __slots__ = ("_task", "_thread")
+
+    def __init__(self, task: Task[Any] | None, thread: threading.Thread | None) -> None:
         self._task = task
+        self._thread = thread
 
     def __str__(self) -> str:
-        return f"task {self._task._name!r}"
+        task = self._task  # one read: the thread may be between tasks
+        if task is not None:
+            return f"task {task._name!r}"
+        return f"thread {self._thread.name if self._thread else '?'!r}"
 
 
 def _settle(task: Task[Any], kind: int, value: Any) -> None:
@@ -961,11 +993,18 @@ class TaskGroup:
             if limit < 1:
                 raise ValueError(f"limit must be >= 1, got {limit}")
         self._limit = limit
-        # A bounded group's tasks not yet taken by one of its threads, and
-        # how many of those threads are alive; both change under _lock.
-        self._queue: collections.deque[_Queued] = collections.deque()
+        # A bounded group's tasks not yet taken by one of its threads (FIFO;
+        # None tells a thread to exit), put under _lock so that
+        # _withdraw_queued never misses one.  _workers: the threads started
+        # (changed under _lock).  _idle holds one mark per thread that has
+        # finished a task and is free for another, as ThreadPoolExecutor's
+        # idle semaphore does: a spawn that pops a mark starts no thread.
+        # Marks are appended without the lock (deque.append is atomic); a
+        # thread's first task is paid for by the spawn that started it, so
+        # below the limit there are never more marks than idle threads.
+        self._queue: SimpleQueue[_Queued | None] = SimpleQueue()
         self._workers = 0
-        self._idle = 0
+        self._idle: collections.deque[bool] = collections.deque()
         self._name = name
         self._timeout = timeout
         self._parent = current_token()
@@ -974,9 +1013,6 @@ class TaskGroup:
         # _timed_out change.  Invariant: _state is _CLOSED exactly when the
         # block was left and _running dropped to 0; _all_done is set then.
         self._lock = threading.Lock()
-        # Notified (under _lock) when a task is queued, and when the group
-        # closes: an idle thread of a bounded group waits on it for either.
-        self._more = threading.Condition(self._lock)
         self._state = _NEW
         self._running = 0
         self._failures: list[BaseException] = []
@@ -1055,12 +1091,11 @@ class TaskGroup:
             if state in (_OPEN, _EXITING):
                 self._running += 1
                 _live_tasks[task._key] = task
-                self._queue.append(item)
+                self._queue.put(item)
                 assert self._limit is not None
                 start = False
                 if self._idle:
-                    self._idle -= 1  # counted out here, so the next spawn wakes another
-                    self._more.notify()
+                    self._idle.pop()  # that thread takes this task, or an earlier one
                 elif self._workers < self._limit:
                     start = True
                     self._workers += 1
@@ -1096,33 +1131,42 @@ class TaskGroup:
             raise interrupt from None
 
     def _work(self) -> None:
-        """The body of a bounded group's thread: run queued tasks until none is left."""
+        """The body of a bounded group's thread: run queued tasks until the group closes."""
         me = threading.current_thread()
-        while True:
-            with self._lock:
-                while not self._queue:
-                    # Only a closed group gets no more tasks (its tasks may
-                    # spawn while the block exits).
-                    if self._state == _CLOSED:
-                        self._workers -= 1
-                        return
-                    self._idle += 1
-                    self._more.wait()
-                    # Counted out by whoever notified: a spawn or the close.
-                    if self._state == _CLOSED:
-                        self._idle = max(0, self._idle - 1)
-                task, fn, args, kwargs = self._queue.popleft()
-            task._thread = me
-            me.name = task._name
-            _run(task, fn, args, kwargs)
-            del task, fn, args, kwargs
+        get = self._queue.get
+        idle = self._idle
+        label = _TaskLabel(None, me)
+        _waits.register_owner(label)
+        try:
+            while True:
+                item = get()
+                if item is None:
+                    return  # the group closed: see _close
+                task, fn, args, kwargs = item
+                del item
+                task._thread = me
+                me.name = task._name
+                _run(task, fn, args, kwargs, label)
+                del task, fn, args, kwargs
+                idle.append(True)
+        finally:
+            _waits.forget_owner()
 
     def _withdraw_queued(self) -> None:
         """End every queued task as cancelled (the group's token is cancelled)."""
+        # Every task taken here is still counted in _running, so the group
+        # cannot close (and put its None marks) while this drains.
+        queued: list[Task[Any]] = []
+        get = self._queue.get_nowait
         with self._lock:
-            queued = list(self._queue)
-            self._queue.clear()
-        for task, *_ in queued:
+            while True:
+                try:
+                    item = get()
+                except Empty:
+                    break
+                if item is not None:
+                    queued.append(item[0])
+        for task in queued:
             _withdraw(task)
 
     def _task_failed(self, failure: BaseException) -> BaseException | None:
@@ -1151,9 +1195,14 @@ class TaskGroup:
                     self._threads.remove(withdrawn)
             self._running -= 1
             if self._running == 0 and self._state == _EXITING:
-                self._state = _CLOSED
-                self._all_done.set()
-                self._more.notify_all()  # the idle threads of a bounded group exit
+                self._close()
+
+    def _close(self) -> None:
+        """Close the group (under _lock): its block may end, its threads (if bounded) exit."""
+        self._state = _CLOSED
+        self._all_done.set()
+        for _ in range(self._workers):
+            self._queue.put(None)
 
     def _expire(self) -> None:
         """The timer thread's function."""
@@ -1224,9 +1273,7 @@ class TaskGroup:
                     with self._lock:
                         self._state = _EXITING
                         if self._running == 0:
-                            self._state = _CLOSED
-                            self._all_done.set()
-                            self._more.notify_all()
+                            self._close()
                 self._all_done.wait()
             except BaseException as caught:  # routed: cancel, wait again, re-raise
                 if interrupt is not None:

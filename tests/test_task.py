@@ -605,6 +605,13 @@ def test_inside_the_block_current_token_is_the_groups_and_is_restored_after() ->
     assert not task.token.cancelled
 
 
+# The timeouts of the next two tests are long enough for a spawned task's
+# thread to reach its function first on a loaded machine: a task whose token
+# is cancelled before that never runs (seen with 0.05 s on a busy CI machine),
+# and these tests are about tasks that do run.
+STARTS_FIRST = 0.5
+
+
 def test_the_timeout_cancels_the_tasks_and_raises_timeout_error() -> None:
     running = threading.Event()
 
@@ -613,8 +620,8 @@ def test_the_timeout_cancels_the_tasks_and_raises_timeout_error() -> None:
         wait_for_cancel()
 
     with (
-        pytest.raises(TimeoutError, match=r"^task group 't' timed out after 0.05 s$"),
-        threadkit.TaskGroup(name="t", timeout=0.05) as group,
+        pytest.raises(TimeoutError, match=r"^task group 't' timed out after 0.5 s$"),
+        threadkit.TaskGroup(name="t", timeout=STARTS_FIRST) as group,
     ):
         task = group.spawn(slow)
     assert running.is_set()
@@ -633,7 +640,7 @@ def test_a_timeout_with_failures_is_raised_in_the_group_with_them() -> None:
 
     with (  # noqa: PT012
         pytest.raises(ExceptionGroup) as info,
-        threadkit.TaskGroup(name="t", timeout=0.05) as group,
+        threadkit.TaskGroup(name="t", timeout=STARTS_FIRST) as group,
     ):
         group.spawn(fail_when_cancelled)
         group.spawn(fail_late)

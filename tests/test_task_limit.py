@@ -303,6 +303,25 @@ def test_a_queued_task_can_be_renamed_and_its_thread_takes_the_new_name() -> Non
     assert queued.result() == "renamed"
 
 
+def test_renaming_a_task_that_has_ended_leaves_its_thread_to_the_next_task() -> None:
+    started, go = threading.Event(), threading.Event()
+
+    def second() -> str:
+        started.set()
+        go.wait(WAIT)
+        return threading.current_thread().name
+
+    with threadkit.TaskGroup(limit=1) as group:
+        first = group.spawn(lambda: None)
+        later = group.spawn(second)
+        later.name = "second"
+        assert started.wait(WAIT)  # the one thread has moved on from `first`
+        first.name = "first, renamed after it ended"
+        go.set()
+    assert first.name == "first, renamed after it ended"
+    assert later.result() == "second"
+
+
 def test_a_group_whose_thread_cannot_start_ends_the_queued_task_and_its_block(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

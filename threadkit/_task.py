@@ -204,7 +204,9 @@ class Task(Future[T]):
         thread too; messages and reports made after that use the new name.
         It is assigned after :func:`spawn` has returned (:func:`spawn` passes
         every keyword to the function, ``name=`` included), so the task may
-        already be running under its default name.
+        already be running under its default name.  A task of a bounded
+        :class:`TaskGroup` shares its thread with the group's other tasks: once
+        it has ended, renaming it leaves the thread's name alone.
 
         Raises:
             TypeError: Set to something that is not a string.
@@ -217,12 +219,21 @@ class Task(Future[T]):
             raise TypeError(f"name must be a str, got {type(name).__name__!r}")
         # Both are plain attribute stores (atomic); a reader sees the old or the new name.
         self._name = name
-        # A queued task of a bounded group has no thread yet: the thread that
-        # takes it sets _thread, then names itself from _name, so a rename
-        # that reads _thread as None after storing _name is not lost.
-        thread = self._thread
-        if thread is not None:
-            thread.name = name
+        group = self._group
+        if group is None or group._limit is None:
+            thread = self._thread
+            if thread is not None:
+                thread.name = name  # the task's own thread, even once it has ended
+            return
+        # A bounded group's thread is shared.  A queued task has no thread
+        # yet: the thread that takes it sets _thread, then names itself from
+        # _name (under the lock), so a rename that reads _thread as None after
+        # storing _name is not lost.  A task that has ended leaves the name to
+        # the thread's next task.
+        with group._rename_lock:
+            thread = self._thread
+            if thread is not None and not self.done():
+                thread.name = name
 
     @property
     def thread(self) -> threading.Thread:
@@ -1003,6 +1014,10 @@ class TaskGroup:
         # thread's first task is paid for by the spawn that started it, so
         # below the limit there are never more marks than idle threads.
         self._queue: SimpleQueue[_Queued | None] = SimpleQueue()
+        # Held while a thread of the group takes up its next task and while a
+        # task renames its thread: a task that has ended no longer renames the
+        # thread, which may be running the next task by then.
+        self._rename_lock = threading.Lock()
         self._workers = 0
         self._idle: collections.deque[bool] = collections.deque()
         self._name = name
@@ -1135,6 +1150,7 @@ class TaskGroup:
         me = threading.current_thread()
         get = self._queue.get
         idle = self._idle
+        rename_lock = self._rename_lock
         label = _TaskLabel(None, me)
         _waits.register_owner(label)
         try:
@@ -1144,8 +1160,9 @@ class TaskGroup:
                     return  # the group closed: see _close
                 task, fn, args, kwargs = item
                 del item
-                task._thread = me
-                me.name = task._name
+                with rename_lock:
+                    task._thread = me
+                    me.name = task._name
                 _run(task, fn, args, kwargs, label)
                 del task, fn, args, kwargs
                 idle.append(True)

@@ -183,6 +183,17 @@ del _S, _E
 
 _STOPPED = frozenset({State.CLOSING, State.CLOSED})
 
+# Locks held by no one's wait, each acquired once and not released: what a
+# call() needs as its CallSlot's `done`.  A caller takes one (one atomic
+# list.pop) and puts it back (list.append) only after its acquire returned,
+# that is after the settler's one release: a lock here has no release
+# pending, so its next acquire waits for the next settler.  A wait that
+# raised (interrupted) drops its lock, as its release may still come.
+# Allocating and acquiring a fresh lock was 1,600 instructions of a call()
+# (callgrind), a tenth of it; the list holds at most as many locks as
+# call()s ever waited at once.
+_spare_locks: list[threading.Lock] = []
+
 # The stop marker.  Requests are tuples, so None can never be mistaken for one.
 _STOP = None
 
@@ -230,26 +241,27 @@ def worker_snapshots() -> list[WorkerSnapshot]:
 class CallSlot:
     """The rendezvous of one ``call()``.
 
-    ``done`` is acquired by the caller before the request is queued and
-    released by whoever settles the request, so the caller's second acquire
-    is the wait.  ``claim`` holds one element: popping it (one atomic
-    ``list.pop``) is the right to settle the request, so running and
-    cancelling exclude each other.  ``settled`` is set before ``done`` is
-    released: the waits-for graph reads it to know the wait is over.
+    ``done`` is held when the slot is made (a lock the caller holds, or a
+    :class:`~threadkit._cancel._Gate` for a cancellable wait) and released
+    by whoever settles the request, so the caller's acquire is the wait.
+    ``claim`` holds one element: popping it (one atomic ``list.pop``) is the
+    right to settle the request, so running and cancelling exclude each
+    other.  ``settled`` is set before ``done`` is released: the waits-for
+    graph reads it to know the wait is over.
     """
 
     # No __slots__: CPython 3.13 specialises the construction of a class
     # whose instances keep their attributes inline, and a slotted class's
     # __init__ took a sixth of the instructions of a call() (callgrind).
+    # The outcome's fields default here, and only the settler stores them.
+    result: Any = None
+    exception: BaseException | None = None
+    cancelled = False
+    settled = False
 
-    def __init__(self) -> None:
-        self.done = threading.Lock()
-        self.done.acquire()
+    def __init__(self, done: threading.Lock | _Gate) -> None:
+        self.done = done
         self.claim = [True]
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        self.cancelled = False
-        self.settled = False
 
     def is_settled(self) -> bool:
         return self.settled
@@ -656,6 +668,13 @@ def request(
     return (tag, fn) + args  # noqa: RUF005
 
 
+def _held_lock() -> threading.Lock:
+    """A new lock, acquired: see _spare_locks."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 def _await_gate(gate: _Gate, token: CancelToken) -> None:
     with token.on_cancel(gate.cancel):
         outcome = gate.block(None)
@@ -994,16 +1013,24 @@ class Face:
             )
         if not core.accepting:
             raise core.refuse("call")
-        check_function(fn, "call()")
+        if type(fn) is not FunctionType or fn.__code__.co_flags & _CO_ASYNC or fn.__dict__:
+            # check_function()'s fast path, inlined: the call was a tenth of a call().
+            check_function(fn, "call()")
         if kwargs:
             fn = WithKwargs(fn, **kwargs)
-        slot = CallSlot()
         token = _cancellable()
-        if token is not None:
+        if token is None:
+            try:
+                lock = _spare_locks.pop()
+            except IndexError:
+                lock = _held_lock()
+            slot = CallSlot(lock)
+        else:
             # Cancellable: the settler opens a gate that a cancel may open
             # first (a plain lock cannot be released by both).
             token.raise_if_cancelled()
-            slot.done = _Gate()  # type: ignore[assignment]
+            gate = _Gate()
+            slot = CallSlot(gate)
         # Only workers have call(): the resource is always first.
         item = (slot, fn, core.resource) + args  # noqa: RUF005  (no list built)
         # _waits.wait_begins(), inlined (see _waits.edges): recorded before the
@@ -1025,9 +1052,10 @@ class Face:
                 cancel(item)
             try:
                 if token is None:
-                    slot.done.acquire()
+                    lock.acquire()
+                    _spare_locks.append(lock)
                 else:
-                    _await_gate(slot.done, token)  # type: ignore[arg-type]
+                    _await_gate(gate, token)
             except BaseException:  # interrupted or cancelled: withdraw if not started
                 # Started already: it finishes in the owner thread and its
                 # outcome is dropped.

@@ -1013,7 +1013,7 @@ class Face:
             )
         if not core.accepting:
             raise core.refuse("call")
-        if type(fn) is not FunctionType or fn.__code__.co_flags & _CO_ASYNC or fn.__dict__:
+        if type(fn) is not FunctionType or fn.__code__.co_flags & CO_ASYNC or fn.__dict__:
             # check_function()'s fast path, inlined: the call was a tenth of a call().
             check_function(fn, "call()")
         if kwargs:
@@ -1206,8 +1206,9 @@ def check_callable(value: object, what: str) -> None:
 
 
 # Flags of a code object whose call returns an awaitable or async iterator
-# instead of running the body.
-_CO_ASYNC = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# instead of running the body.  post() and call() test a plain function's
+# flags and __dict__ themselves, and call check_function() for the rest.
+CO_ASYNC = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 # Callables implemented in C: never coroutine functions.
 _C_CALLABLES = (BuiltinFunctionType, MethodDescriptorType, MethodWrapperType, WrapperDescriptorType)
 
@@ -1231,7 +1232,7 @@ def check_function(fn: object, what: str) -> None:
     """
     kind = type(fn)
     if kind is FunctionType:
-        if not fn.__code__.co_flags & _CO_ASYNC and not fn.__dict__:  # type: ignore[attr-defined]  # FunctionType, tested above
+        if not fn.__code__.co_flags & CO_ASYNC and not fn.__dict__:  # type: ignore[attr-defined]  # FunctionType, tested above
             return
     elif kind in _C_CALLABLES:
         return

@@ -247,7 +247,7 @@ class CallSlot:
     ``claim`` holds one element: popping it (one atomic ``list.pop``) is the
     right to settle the request, so running and cancelling exclude each
     other.  ``settled`` is set before ``done`` is released: the waits-for
-    graph reads it to know the wait is over.
+    graph calls the slot to read it, to know the wait is over.
     """
 
     # No __slots__: CPython 3.13 specialises the construction of a class
@@ -263,7 +263,12 @@ class CallSlot:
         self.done = done
         self.claim = [True]
 
-    def is_settled(self) -> bool:
+    def __call__(self) -> bool:
+        """Whether the request is settled: the slot is its own waits-for predicate.
+
+        A bound method (``slot.is_settled``) made for every call() cost
+        about 700 instructions (callgrind); the slot itself costs none.
+        """
         return self.settled
 
 
@@ -1038,7 +1043,7 @@ class Face:
         # for each other, nothing has been queued yet.  The owner thread is not
         # this one (checked above).
         target = core.owner_ident
-        edges[me] = (target, slot.is_settled)
+        edges[me] = (target, slot)
         if target in edges:
             _waits.find_cycle(me, target, core.call_what)
         try:

@@ -69,8 +69,11 @@ and tests/test_shutdown.py force each interleaving of this argument.
 
 *One settle path.*  Whatever a request's face (a future for ``submit``, a
 :class:`CallSlot` for ``call``, nothing for ``post``), it is claimed once
-(:func:`claim`), run by :func:`execute` and settled by :func:`settle`, or
-cancelled by :func:`cancel`.  A ``BaseException`` from the request itself
+(:func:`claim`), run by :func:`execute_all` and settled by :func:`settle`,
+or cancelled by :func:`cancel`; the owner loop does the claim, and a
+returned ``call()``'s settle, inline (their calls were a twentieth of a
+``call()``), so those branches are written twice, side by side in this
+module.  A ``BaseException`` from the request itself
 is its outcome; one from a done-callback run in the owner thread goes to
 the error hook, after the settling.  The frames that caught an exception
 drop the request before they return, so an exception kept by a caller does

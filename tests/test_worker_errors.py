@@ -396,3 +396,23 @@ def test_an_interrupted_call_whose_request_already_started_lets_it_finish() -> N
         gate.open()
         assert w.call(lambda r: "alive") == "alive"
         assert gate.ran_in is w.thread
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
+def test_a_call_after_an_interrupted_one_waits_for_its_own_request() -> None:
+    # The interrupted call's lock is released by the owner thread after the
+    # caller left: reused by a later call(), that release would end the later
+    # wait before its request ran (call() keeps spare locks: _spare_locks).
+    with ResourceWorker(lambda: None) as w:
+        gate = Gate()
+        with (
+            interrupting_main_once_blocked_in_call(after=gate.entered),
+            pytest.raises(KeyboardInterrupt),
+        ):
+            w.call(gate)
+        gate.open()
+        w.submit(lambda r: None).result(WAIT)  # the interrupted request is settled
+        second = Gate()
+        second.open()
+        for _ in range(3):
+            assert w.call(second) == "gate"

@@ -439,7 +439,21 @@ class _NeverCancelled(CancelToken):
 
 _NEVER = _NeverCancelled()
 
-_local = threading.local()
+
+class _Local(threading.local):
+    """This thread's token and shield, with their defaults as class attributes.
+
+    ``getattr(local, name, None)`` on a plain :class:`threading.local` that
+    lacks the attribute builds an AttributeError and throws it away: about
+    5,600 instructions, a third of a ``ResourceWorker.call()`` outside any
+    task (callgrind).  A class attribute is found without one.
+    """
+
+    token: CancelToken | None = None
+    shielded: bool = False
+
+
+_local = _Local()
 
 
 def current_token() -> CancelToken:
@@ -459,7 +473,7 @@ def current_token() -> CancelToken:
 
     .. versionadded:: 0.1
     """
-    token: CancelToken | None = getattr(_local, "token", None)
+    token: CancelToken | None = _local.token
     return _NEVER if token is None else token
 
 
@@ -473,7 +487,7 @@ def _bind_token(token: CancelToken) -> Iterator[CancelToken]:
     """
     if not isinstance(token, CancelToken):
         raise TypeError(f"token must be a CancelToken, got {type(token).__name__!r}")
-    previous = getattr(_local, "token", None)
+    previous = _local.token
     _local.token = token
     try:
         yield token
@@ -487,8 +501,8 @@ def _cancellable() -> CancelToken | None:
     The test every blocking wait makes first: one thread-local read, so a
     wait outside any task costs what it did before cancellable waits.
     """
-    token: CancelToken | None = getattr(_local, "token", None)
-    if token is None or getattr(_local, "shielded", False):
+    token: CancelToken | None = _local.token
+    if token is None or _local.shielded:
         return None
     return token
 
@@ -501,7 +515,7 @@ def _shielded() -> Iterator[None]:
     worker's *close*, which runs after shutdown has cancelled the worker's
     token.
     """
-    previous = getattr(_local, "shielded", False)
+    previous = _local.shielded
     _local.shielded = True
     try:
         yield

@@ -69,8 +69,11 @@ and tests/test_shutdown.py force each interleaving of this argument.
 
 *One settle path.*  Whatever a request's face (a future for ``submit``, a
 :class:`CallSlot` for ``call``, nothing for ``post``), it is claimed once
-(:func:`claim`), run by :func:`execute` and settled by :func:`settle`, or
-cancelled by :func:`cancel`.  A ``BaseException`` from the request itself
+(:func:`claim`), run by :func:`execute_all` and settled by :func:`settle`,
+or cancelled by :func:`cancel`; the owner loop does the claim, and a
+returned ``call()``'s settle, inline (their calls were a twentieth of a
+``call()``), so those branches are written twice, side by side in this
+module.  A ``BaseException`` from the request itself
 is its outcome; one from a done-callback run in the owner thread goes to
 the error hook, after the settling.  The frames that caught an exception
 drop the request before they return, so an exception kept by a caller does
@@ -183,6 +186,17 @@ del _S, _E
 
 _STOPPED = frozenset({State.CLOSING, State.CLOSED})
 
+# Locks held by no one's wait, each acquired once and not released: what a
+# call() needs as its CallSlot's `done`.  A caller takes one (one atomic
+# list.pop) and puts it back (list.append) only after its acquire returned,
+# that is after the settler's one release: a lock here has no release
+# pending, so its next acquire waits for the next settler.  A wait that
+# raised (interrupted) drops its lock, as its release may still come.
+# Allocating and acquiring a fresh lock was 1,600 instructions of a call()
+# (callgrind), a tenth of it; the list holds at most as many locks as
+# call()s ever waited at once.
+_spare_locks: list[threading.Lock] = []
+
 # The stop marker.  Requests are tuples, so None can never be mistaken for one.
 _STOP = None
 
@@ -232,28 +246,34 @@ def worker_snapshots() -> list[WorkerSnapshot]:
 class CallSlot:
     """The rendezvous of one ``call()``.
 
-    ``done`` is acquired by the caller before the request is queued and
-    released by whoever settles the request, so the caller's second acquire
-    is the wait.  ``claim`` holds one element: popping it (one atomic
-    ``list.pop``) is the right to settle the request, so running and
-    cancelling exclude each other.  ``settled`` is set before ``done`` is
-    released: the waits-for graph reads it to know the wait is over.
+    ``done`` is held when the slot is made (a lock the caller holds, or a
+    :class:`~threadkit._cancel._Gate` for a cancellable wait) and released
+    by whoever settles the request, so the caller's acquire is the wait.
+    ``claim`` holds one element: popping it (one atomic ``list.pop``) is the
+    right to settle the request, so running and cancelling exclude each
+    other.  ``settled`` is set before ``done`` is released: the waits-for
+    graph calls the slot to read it, to know the wait is over.
     """
 
     # No __slots__: CPython 3.13 specialises the construction of a class
     # whose instances keep their attributes inline, and a slotted class's
     # __init__ took a sixth of the instructions of a call() (callgrind).
+    # The outcome's fields default here, and only the settler stores them.
+    result: Any = None
+    exception: BaseException | None = None
+    cancelled = False
+    settled = False
 
-    def __init__(self) -> None:
-        self.done = threading.Lock()
-        self.done.acquire()
+    def __init__(self, done: threading.Lock | _Gate) -> None:
+        self.done = done
         self.claim = [True]
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        self.cancelled = False
-        self.settled = False
 
-    def is_settled(self) -> bool:
+    def __call__(self) -> bool:
+        """Whether the request is settled: the slot is its own waits-for predicate.
+
+        A bound method (``slot.is_settled``) made for every call() cost
+        about 700 instructions (callgrind); the slot itself costs none.
+        """
         return self.settled
 
 
@@ -677,6 +697,13 @@ def request(
     return (tag, fn) + args  # noqa: RUF005
 
 
+def _held_lock() -> threading.Lock:
+    """A new lock, acquired: see _spare_locks."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 def _await_gate(gate: _Gate, token: CancelToken) -> None:
     with token.on_cancel(gate.cancel):
         outcome = gate.block(None)
@@ -701,7 +728,7 @@ def settle(core: Core[Any], item: tuple[Any, ...], ok: bool, value: Any) -> None
     if tag is None:
         if not ok:
             core.report(value, f"post({describe(item[1])})")
-    elif type(tag) is CallSlot:
+    elif type(tag) is CallSlot:  # execute_all() repeats this branch for a call() that returned
         if ok:
             tag.result = value
         else:
@@ -769,34 +796,55 @@ def execute_all(core: Core[Any], get: Callable[[], Any]) -> None:
         core.current = item
         tag = item[0]
         # A post() (tag None) has nothing to claim: the fire-and-forget path.
-        if tag is None or claim(tag):
-            try:
-                # The same call at every arity; the two commonest (a worker's
-                # request with the resource and none or one argument) without
-                # the slice, which was a tenth of a post() in the owner thread.
-                n = len(item)
-                if n == 3:
-                    value = item[1](item[2])
-                elif n == 4:
-                    value = item[1](item[2], item[3])
-                else:
-                    value = item[1](*item[2:])
-            except BaseException as exc:  # delivered to whoever waits (or the error hook)
-                if (
-                    core.pass_resource
-                    and type(exc) is TypeError
-                    and exc.__traceback__.tb_next is None  # type: ignore[union-attr]  # raised here: it has one
-                ):
-                    note_resource_first(exc, item)
+        # A call()'s slot is claimed (and below, settled) here rather than
+        # through claim() and settle(), whose calls were about 1,000 of a
+        # call()'s 18,700 instructions (callgrind); a submit()'s future is
+        # claimed here too, or the test for a slot would cost it 400.
+        if tag is not None:
+            if type(tag) is CallSlot:
                 try:
-                    settle(core, item, False, exc)
-                finally:
-                    # Break the cycle an exception makes: exc -> its traceback
-                    # -> this frame -> item -> the future -> exc.  The caller
-                    # may keep the exception; it must not keep the request.
+                    tag.claim.pop()
+                except IndexError:  # the caller gave up (interrupted) before it started
                     core.current = item = tag = None
+                    continue
+            elif not tag.set_running_or_notify_cancel():  # a future: claim()'s last branch
+                core.current = item = tag = None
                 continue
-            if tag is not None:
+        try:
+            # The same call at every arity; the two commonest (a worker's
+            # request with the resource and none or one argument) without
+            # the slice, which was a tenth of a post() in the owner thread.
+            n = len(item)
+            if n == 3:
+                value = item[1](item[2])
+            elif n == 4:
+                value = item[1](item[2], item[3])
+            else:
+                value = item[1](*item[2:])
+        except BaseException as exc:  # delivered to whoever waits (or the error hook)
+            if (
+                core.pass_resource
+                and type(exc) is TypeError
+                # Raised here, so it has a traceback (ignore: mypy cannot know).
+                and exc.__traceback__.tb_next is None  # type: ignore[union-attr]
+            ):
+                note_resource_first(exc, item)
+            try:
+                settle(core, item, False, exc)
+            finally:
+                # Break the cycle an exception makes: exc -> its traceback
+                # -> this frame -> item -> the future -> exc.  The caller
+                # may keep the exception; it must not keep the request.
+                core.current = item = tag = None
+            continue
+        if tag is not None:
+            if type(tag) is CallSlot:
+                # settle()'s branch for a slot, which it keeps for failures
+                # and batches: settled before the release wakes the caller.
+                tag.result = value
+                tag.settled = True
+                tag.done.release()
+            else:
                 settle(core, item, True, value)
         # Drop the request before blocking again: it holds the future, and
         # through it the result, which the caller may want freed.
@@ -1016,16 +1064,24 @@ class Face:
             )
         if not core.accepting:
             raise core.refuse("call")
-        check_function(fn, "call()")
+        if type(fn) is not FunctionType or fn.__code__.co_flags & CO_ASYNC or fn.__dict__:
+            # check_function()'s fast path, inlined: the call was a tenth of a call().
+            check_function(fn, "call()")
         if kwargs:
             fn = WithKwargs(fn, **kwargs)
-        slot = CallSlot()
         token = _cancellable()
-        if token is not None:
+        if token is None:
+            try:
+                lock = _spare_locks.pop()
+            except IndexError:
+                lock = _held_lock()
+            slot = CallSlot(lock)
+        else:
             # Cancellable: the settler opens a gate that a cancel may open
             # first (a plain lock cannot be released by both).
             token.raise_if_cancelled()
-            slot.done = _Gate()  # type: ignore[assignment]
+            gate = _Gate()
+            slot = CallSlot(gate)
         # Only workers have call(): the resource is always first.
         item = (slot, fn, core.resource) + args  # noqa: RUF005  (no list built)
         # _waits.wait_begins(), inlined (see _waits.edges): recorded before the
@@ -1033,7 +1089,7 @@ class Face:
         # for each other, nothing has been queued yet.  The owner thread is not
         # this one (checked above).
         target = core.owner_ident
-        edges[me] = (target, slot.is_settled)
+        edges[me] = (target, slot)
         if target in edges:
             _waits.find_cycle(me, target, core.call_what)
         try:
@@ -1047,9 +1103,10 @@ class Face:
                 cancel(item)
             try:
                 if token is None:
-                    slot.done.acquire()
+                    lock.acquire()
+                    _spare_locks.append(lock)
                 else:
-                    _await_gate(slot.done, token)  # type: ignore[arg-type]
+                    _await_gate(gate, token)
             except BaseException:  # interrupted or cancelled: withdraw if not started
                 # Started already: it finishes in the owner thread and its
                 # outcome is dropped.
@@ -1199,8 +1256,9 @@ def check_callable(value: object, what: str) -> None:
 
 
 # Flags of a code object whose call returns an awaitable or async iterator
-# instead of running the body.
-_CO_ASYNC = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# instead of running the body.  post() and call() test a plain function's
+# flags and __dict__ themselves, and call check_function() for the rest.
+CO_ASYNC = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 # Callables implemented in C: never coroutine functions.
 _C_CALLABLES = (BuiltinFunctionType, MethodDescriptorType, MethodWrapperType, WrapperDescriptorType)
 
@@ -1224,7 +1282,7 @@ def check_function(fn: object, what: str) -> None:
     """
     kind = type(fn)
     if kind is FunctionType:
-        if not fn.__code__.co_flags & _CO_ASYNC and not fn.__dict__:  # type: ignore[attr-defined]  # FunctionType, tested above
+        if not fn.__code__.co_flags & CO_ASYNC and not fn.__dict__:  # type: ignore[attr-defined]  # FunctionType, tested above
             return
     elif kind in _C_CALLABLES:
         return

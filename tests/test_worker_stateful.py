@@ -73,14 +73,15 @@ class WorkerMachine(RuleBasedStateMachine):
         self.cancel_futures_requested = False
         self.shutdown_requested = False
         self.shut_down = False  # a shutdown(wait=True) has returned
-        self.closes: list[int] = []  # len(run_order) when close ran
-        self.close_threads: list[threading.Thread] = []
+        # (len(run_order), the thread) for each run of close: one append, so
+        # that an invariant running meanwhile never sees half of it (two
+        # lists appended one after the other once failed the check below).
+        self.closes: list[tuple[int, threading.Thread]] = []
         self.gate_open = threading.Event()
         self.gate_open.set()
 
         def close(resource: None) -> None:
-            self.closes.append(len(self.run_order))
-            self.close_threads.append(threading.current_thread())
+            self.closes.append((len(self.run_order), threading.current_thread()))
 
         self.w = ResourceWorker(lambda: None, close=close, maxsize=maxsize).start()
         self.commands: list[queue.SimpleQueue[tuple[str, int] | None]] = [
@@ -274,10 +275,10 @@ class WorkerMachine(RuleBasedStateMachine):
     def close_runs_at_most_once_after_the_last_request(self) -> None:
         if self.w is None:
             return
-        assert len(self.closes) <= 1
-        if self.closes:
-            assert self.closes == [len(self.run_order)]
-            assert self.close_threads == [self.w.thread]
+        closes = self.closes.copy()
+        assert len(closes) <= 1
+        if closes:
+            assert closes == [(len(self.run_order), self.w.thread)]
         if self.shutdown_requested:
             assert self.w.closed
 
@@ -286,7 +287,7 @@ class WorkerMachine(RuleBasedStateMachine):
         assert self.w.thread is not None
         assert not self.w.thread.is_alive()
         assert not self.w.running
-        assert self.closes == [len(self.run_order)]
+        assert self.closes == [(len(self.run_order), self.w.thread)]
         for f in self.futures.copy().values():
             assert f.done()
 

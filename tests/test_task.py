@@ -1188,10 +1188,15 @@ def test_a_ctrl_c_mangled_by_thread_start_surfaces_as_the_interrupt_and_the_task
     """
     original = threading.Thread.start
     started: list[threading.Thread] = []
+    running = threading.Event()
 
     def mangled_start(self: threading.Thread) -> None:
         original(self)
         started.append(self)
+        # The thread has claimed its task (it runs it): the interrupt comes
+        # after the launch, the case this test is about.  One that wins the
+        # claim first undoes the admission (the next test).
+        assert running.wait(WAIT)
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -1199,11 +1204,15 @@ def test_a_ctrl_c_mangled_by_thread_start_surfaces_as_the_interrupt_and_the_task
 
     group = threadkit.TaskGroup(name="g")
 
+    def task() -> None:
+        running.set()
+        wait_for_cancel()
+
     def block() -> None:
         with group:
             monkeypatch.setattr(threading.Thread, "start", mangled_start)
             try:
-                group.spawn(wait_for_cancel)
+                group.spawn(task)
             finally:
                 monkeypatch.undo()
 
